@@ -1,0 +1,201 @@
+"""The state of an online backfill and the rules that merge its two parts.
+
+During a backfill the gallery has an old part (items still holding ``phi_o`` embeddings)
+and a new part (items already re-extracted). A *merge rule* says which query embedding
+scores each part. Every rule in METHOD.md section 4 is one :class:`TwoPartEmbeddings`:
+
+============  =========================  =========================  ===================
+rule          old part scored by         new part scored by         forward passes
+============  =========================  =========================  ===================
+single space  d(phi_c(q), phi_o(g))      d(phi_c(q), phi_c(g))      1
+drm           d(phi_o(q), phi_o(g))      d(phi_n(q), phi_n(g))      2
+rt            d(psi(phi_n(q)), phi_o(g)) d(phi_n(q), phi_n(g))      1
+============  =========================  =========================  ===================
+
+All embeddings are unit vectors and d(a, b) = ||a - b||^2 = 2 - 2<a, b>. Ranking the union
+of both parts by that one distance is the merge. Ties are broken by gallery index (lower
+first), so every ranking is a strict order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+ORDERS = ("random", "uncertainty")
+
+
+@dataclass(frozen=True)
+class TwoPartEmbeddings:
+    """What a merge rule needs: query and gallery embeddings for each part.
+
+    Shapes: ``query_old (Q, d_o)`` is compared with ``gallery_old (N, d_o)``;
+    ``query_new (Q, d_n)`` with ``gallery_new (N, d_n)``. Row ``i`` of both gallery
+    tensors is the same gallery item.
+    """
+
+    query_old: torch.Tensor
+    gallery_old: torch.Tensor
+    query_new: torch.Tensor
+    gallery_new: torch.Tensor
+    forward_passes: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("query_old", "gallery_old", "query_new", "gallery_new"):
+            x = getattr(self, name)
+            if not isinstance(x, torch.Tensor) or x.ndim != 2:
+                raise ValueError(f"{name} must be a 2-D tensor (items, dims), got {type(x)}")
+            if not torch.isfinite(x).all():
+                bad = int((~torch.isfinite(x)).any(1).sum())
+                raise ValueError(
+                    f"{name} holds NaN or infinite values in {bad} rows: check the model "
+                    "that produced them (a diverged checkpoint?) before evaluating."
+                )
+        for part in ("old", "new"):
+            q, g = getattr(self, f"query_{part}"), getattr(self, f"gallery_{part}")
+            if q.shape[1] != g.shape[1]:
+                raise ValueError(
+                    f"the {part} part compares {q.shape[1]}-dim queries with {g.shape[1]}-dim "
+                    "gallery embeddings: both sides of a part must come from one space (for "
+                    "models of different dims use drm or a reverse transformation)."
+                )
+        if len(self.gallery_old) != len(self.gallery_new):
+            raise ValueError(
+                f"gallery_old has {len(self.gallery_old)} items, gallery_new "
+                f"{len(self.gallery_new)}: both must describe the same gallery"
+            )
+        if len(self.query_old) != len(self.query_new):
+            raise ValueError("query_old and query_new must hold the same queries")
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.query_old)
+
+    @property
+    def gallery_size(self) -> int:
+        return len(self.gallery_old)
+
+
+def single_space(query: torch.Tensor, gallery_old: torch.Tensor, gallery_new: torch.Tensor) -> TwoPartEmbeddings:
+    """One query embedding against both parts (compatible models, or new/old)."""
+    return TwoPartEmbeddings(query, gallery_old, query, gallery_new, forward_passes=1)
+
+
+def distance_rank_merge(
+    query_old: torch.Tensor, gallery_old: torch.Tensor, query_new: torch.Tensor, gallery_new: torch.Tensor
+) -> TwoPartEmbeddings:
+    """DRM: each part is queried in its own model's space (two forward passes per query)."""
+    return TwoPartEmbeddings(query_old, gallery_old, query_new, gallery_new, forward_passes=2)
+
+
+def reverse_transformation(
+    transformed_query: torch.Tensor,
+    gallery_old: torch.Tensor,
+    query_new: torch.Tensor,
+    gallery_new: torch.Tensor,
+) -> TwoPartEmbeddings:
+    """RT: the old part is queried with psi(phi_n(q)), the new part with phi_n(q) (one pass)."""
+    return TwoPartEmbeddings(transformed_query, gallery_old, query_new, gallery_new, forward_passes=1)
+
+
+def random_order(n: int, seed: int = 0) -> np.ndarray:
+    """A seeded permutation of ``range(n)``: the order in which items are backfilled."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def uncertainty_order(uncertainty: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Most uncertain first (ties by index). ``uncertainty (N,)``, e.g. :func:`softmax_entropy`."""
+    u = np.asarray(uncertainty, dtype=np.float64)
+    return np.argsort(-u, kind="stable")
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` per row: ``(N, C) -> (N,)``."""
+    logp = torch.log_softmax(logits.double(), dim=1)
+    return -(logp.exp() * logp).sum(1).float()
+
+
+def check_order(order: np.ndarray | torch.Tensor | list[int], n: int) -> np.ndarray:
+    """Validate a user-given backfill order: a permutation of ``range(n)``."""
+    order = np.asarray(order)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(f"a backfill order must be a permutation of the {n} gallery ids")
+    return order.astype(np.int64)
+
+
+def make_order(kind: str, n: int, seed: int = 0, uncertainty: torch.Tensor | None = None) -> np.ndarray:
+    """An order by name: ``random`` (seeded) or ``uncertainty`` (needs ``uncertainty``)."""
+    if kind == "random":
+        return random_order(n, seed)
+    if kind == "uncertainty":
+        if uncertainty is None:
+            raise ValueError("the uncertainty order needs the old model's per-item uncertainty")
+        return uncertainty_order(uncertainty)
+    raise ValueError(f"unknown backfill order {kind!r}; choose one of {', '.join(ORDERS)}")
+
+
+def fractions(steps: int = 20) -> np.ndarray:
+    """The backfilling curve's fractions ``0, 1/S, ..., 1`` (``S + 1`` points)."""
+    return np.arange(steps + 1) / steps
+
+
+def backfill_steps(order: np.ndarray, steps: int = 20) -> np.ndarray:
+    """For each gallery item, the first curve step at which it is in the new part.
+
+    At step ``k`` the first ``round(k N / S)`` items of ``order`` are backfilled, so item
+    ``order[i]`` joins at the smallest ``k`` with ``round(k N / S) > i``. Shape ``(N,)``.
+    """
+    n = len(order)
+    counts = np.rint(np.arange(steps + 1) * n / steps).astype(np.int64)
+    step_of_position = np.searchsorted(counts, np.arange(n), side="right")
+    steps_of_items = np.empty(n, dtype=np.int64)
+    steps_of_items[order] = step_of_position
+    return steps_of_items
+
+
+def backfilled_mask(order: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean ``(N,)``: which items are in the new part after backfilling ``fraction``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order[: int(np.rint(fraction * len(order)))]] = True
+    return mask
+
+
+def pairwise_distances(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
+    """``d = 2 - 2<q, g>`` for unit rows: ``(Q, d), (N, d) -> (Q, N)``."""
+    return 2.0 - 2.0 * queries @ gallery.T
+
+
+def mixed_distances(
+    parts: TwoPartEmbeddings, backfilled: np.ndarray | torch.Tensor, queries: torch.Tensor | slice = slice(None)
+) -> torch.Tensor:
+    """The merged distances ``(Q', N)``: each item scored by the rule of the part it is in."""
+    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)
+    d_old = pairwise_distances(parts.query_old[queries], parts.gallery_old)
+    d_new = pairwise_distances(parts.query_new[queries], parts.gallery_new)
+    return torch.where(mask[None], d_new, d_old)
+
+
+def rank_gallery(
+    parts: TwoPartEmbeddings,
+    backfilled: np.ndarray | torch.Tensor,
+    k: int,
+    queries: torch.Tensor | slice = slice(None),
+    exclude_self: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The merged top-``k``: ``(ids (Q', k), distances (Q', k))``, ties by gallery index.
+
+    ``exclude_self`` drops gallery item ``i`` from query ``i``'s ranking (leave-one-out,
+    when the query set is the gallery).
+    """
+    d = mixed_distances(parts, backfilled, queries)
+    if exclude_self:
+        ids = torch.arange(parts.num_queries)[queries]
+        d[torch.arange(len(d)), ids] = float("inf")
+    if not 1 <= k <= d.shape[1] - int(exclude_self):
+        raise ValueError(f"k={k} must be between 1 and the gallery size {d.shape[1]}")
+    dist, idx = torch.sort(d, dim=1, stable=True)
+    return idx[:, :k], dist[:, :k]

@@ -1,0 +1,346 @@
+"""Datasets as uint8 tensors, the old/new training splits, and batch augmentation.
+
+Every dataset becomes one :class:`ImageDataset`: ``(N, C, H, W)`` uint8 images and int64
+labels for a train and a test split. Images are decoded once and cached as tensors, so an
+epoch never touches the disk or a JPEG decoder. Names understood by :func:`load_dataset`:
+
+- ``digits``: scikit-learn's 8x8 digits (ships in its wheel; the embedded default).
+- ``cifar10`` / ``cifar100``: torchvision's ``cifar-10-batches-py`` / ``cifar-100-python``
+  folders under ``data_root`` (downloaded there when ``download=True`` and online).
+- ``imagefolder:PATH``: an ImageFolder tree with ``PATH/train/<class>/*`` and
+  ``PATH/test/<class>/*`` (``val/`` is accepted for ``test/``), resized to ``image_size``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .storage import config_key, load_torch, save_torch
+
+DATA_ROOT_ENV = "BACKFILL_DATA_ROOT"
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder:PATH")
+SETTINGS = ("extended-class", "extended-data", "open-class")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not where they were looked for."""
+
+
+@dataclass
+class ImageDataset:
+    """A dataset held in memory. Images ``(N, C, H, W)`` uint8, labels ``(N,)`` int64."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        x = self.train_images.float().div_(255).transpose(0, 1).flatten(1)
+        return x.mean(1).tolist(), x.std(1).clamp_min(1e-3).tolist()
+
+
+def load_dataset(
+    name: str,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    image_size: int = 32,
+) -> ImageDataset:
+    """Load a dataset by name (see the module docstring for the names).
+
+    ``data_root`` defaults to ``$BACKFILL_DATA_ROOT``. Decoded ImageFolder trees are cached
+    under ``cache_dir/data`` so the JPEGs are read once.
+    """
+    if data_root is None and os.environ.get(DATA_ROOT_ENV):
+        data_root = os.environ[DATA_ROOT_ENV]
+    if name == "digits":
+        return load_digits()
+    if name in ("cifar10", "cifar100"):
+        if data_root is None:
+            raise DatasetNotFoundError(
+                f"{name} needs a data root: pass --data-root DIR (or set ${DATA_ROOT_ENV}) "
+                f"pointing at the folder that holds torchvision's "
+                f"{_CIFAR[name]['folder']}/ (add --download to fetch it when online)."
+            )
+        return load_cifar(name, data_root, download=download)
+    if name.startswith("imagefolder:"):
+        return load_image_folder(name.split(":", 1)[1], cache_dir=cache_dir, image_size=image_size)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_digits(test_fraction: float = 0.5, seed: int = 0) -> ImageDataset:
+    """scikit-learn's 1,797 8x8 digits, split once (stratified, seeded) into train and test."""
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sk_load_digits()
+    images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)[:, None]  # 0..16 -> 0..255
+    idx_train, idx_test = train_test_split(
+        np.arange(len(images)), test_size=test_fraction, stratify=digits.target, random_state=seed
+    )
+    images_t = torch.from_numpy(images)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    return ImageDataset(
+        name="digits",
+        train_images=images_t[idx_train],
+        train_labels=labels[idx_train],
+        test_images=images_t[idx_test],
+        test_labels=labels[idx_test],
+        class_names=[str(c) for c in range(10)],
+    )
+
+
+_CIFAR = {
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "meta": ("batches.meta", "label_names"),
+        "labels": "labels",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "meta": ("meta", "fine_label_names"),
+        "labels": "fine_labels",
+    },
+}
+
+
+def load_cifar(name: str, data_root: str | Path, download: bool = False) -> ImageDataset:
+    """Read CIFAR-10/100 from torchvision's python-pickle layout under ``data_root``."""
+    spec = _CIFAR[name]
+    folder = Path(data_root) / spec["folder"]
+    files = [folder / f for f in (*spec["train"], *spec["test"], spec["meta"][0])]
+    if not all(f.exists() for f in files) and download:
+        _download_cifar(name, data_root)
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{name}: {folder} lacks {', '.join(missing)}. Put torchvision's {spec['folder']}/ "
+            f"there (e.g. python -c \"import torchvision; torchvision.datasets."
+            f"{'CIFAR10' if name == 'cifar10' else 'CIFAR100'}('{data_root}', download=True)\" "
+            "on a machine that is online), or pass --download."
+        )
+
+    def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        data, labels = [], []
+        for fname in names:
+            with open(folder / fname, "rb") as fh:
+                entry = pickle.load(fh, encoding="latin1")
+            data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(entry[spec["labels"]])
+        return torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64)
+
+    with open(folder / spec["meta"][0], "rb") as fh:
+        class_names = list(pickle.load(fh, encoding="latin1")[spec["meta"][1]])
+    train_x, train_y = read(spec["train"])
+    test_x, test_y = read(spec["test"])
+    return ImageDataset(name, train_x, train_y, test_x, test_y, class_names)
+
+
+def _download_cifar(name: str, data_root: str | Path) -> None:
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    try:
+        cls(str(data_root), train=True, download=True)
+    except Exception as err:  # network errors come in many types
+        raise DatasetNotFoundError(
+            f"could not download {name} into {data_root} ({err}). This machine may be "
+            "offline: copy torchvision's CIFAR folder there by hand."
+        ) from err
+
+
+def load_image_folder(
+    path: str | Path, cache_dir: str | Path | None = None, image_size: int = 32
+) -> ImageDataset:
+    """Decode an ImageFolder tree (``train/`` and ``test/`` or ``val/``) into uint8 tensors.
+
+    Images are converted to RGB and resized to ``image_size`` squared. The decoded tensors
+    are cached under ``cache_dir/data`` keyed by the tree's path, file list and size.
+    """
+    root = Path(path).expanduser().resolve()
+    test_name = "test" if (root / "test").is_dir() else "val"
+    if not (root / "train").is_dir() or not (root / test_name).is_dir():
+        raise DatasetNotFoundError(
+            f"imagefolder:{path}: expected {root}/train/<class>/* and {root}/test/<class>/* "
+            "(or val/). Check the path, e.g. imagefolder:../shared/datasets/cifar10."
+        )
+    class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    files = {split: _list_images(root / split, class_names) for split in ("train", test_name)}
+    listing = [
+        (split, str(f.relative_to(root)), f.stat().st_size) for split in files for f, _ in files[split]
+    ]
+    key = config_key({"root": str(root), "size": image_size, "files": listing})
+    cache_file = Path(cache_dir) / "data" / f"imagefolder-{key}.pt" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        tensors = load_torch(cache_file)
+    else:
+        tensors = {}
+        for split, items in files.items():
+            images, labels = _decode(items, image_size, desc=f"decoding {root.name}/{split}")
+            tensors[f"{split}_images"], tensors[f"{split}_labels"] = images, labels
+        if cache_file is not None:
+            save_torch(tensors, cache_file)
+    return ImageDataset(
+        name=f"imagefolder:{root.name}",
+        train_images=tensors["train_images"],
+        train_labels=tensors["train_labels"],
+        test_images=tensors[f"{test_name}_images"],
+        test_labels=tensors[f"{test_name}_labels"],
+        class_names=class_names,
+    )
+
+
+def _list_images(split_dir: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    items = []
+    for label, cls in enumerate(class_names):
+        folder = split_dir / cls
+        if not folder.is_dir():
+            raise DatasetNotFoundError(f"{split_dir} has no folder for class {cls!r}")
+        items += [
+            (f, label) for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    if not items:
+        raise DatasetNotFoundError(f"{split_dir} holds no images ({sorted(IMAGE_SUFFIXES)})")
+    return items
+
+
+def _decode(
+    items: list[tuple[Path, int]], size: int, desc: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    images = np.empty((len(items), size, size, 3), dtype=np.uint8)
+    for i, (file, _) in enumerate(tqdm(items, desc=desc, leave=False)):
+        with Image.open(file) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            images[i] = np.asarray(img)
+    labels = torch.tensor([label for _, label in items], dtype=torch.int64)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which training images and classes each model learns from, and which classes are tested.
+
+    ``old_indices`` / ``new_indices`` index the training split; ``old_classes`` is the number
+    of classes the old classifier has (labels of old training images are < old_classes);
+    ``test_classes`` lists the classes kept in the query/gallery set.
+    """
+
+    setting: str
+    old_indices: torch.Tensor
+    new_indices: torch.Tensor
+    old_classes: int
+    new_classes: int
+    test_classes: tuple[int, ...]
+
+
+def make_split(dataset: ImageDataset, setting: str = "extended-class", seed: int = 0) -> Split:
+    """The old/new training split of METHOD.md section 2.
+
+    - ``extended-class``: old model on the training images of the first half of the classes,
+      new model on all classes; every class is tested.
+    - ``extended-data``: old model on a seeded random half of the training images of all
+      classes; new model on all.
+    - ``open-class``: the last 20% of the classes (at least 2) are held out from both models
+      and are the only ones tested; old on the first half of the rest, new on all the rest.
+    """
+    labels = dataset.train_labels
+    n_cls = dataset.num_classes
+    everything = torch.arange(len(labels))
+    if setting == "extended-class":
+        old_cls = n_cls // 2
+        return Split(
+            setting, everything[labels < old_cls], everything, old_cls, n_cls, tuple(range(n_cls))
+        )
+    if setting == "extended-data":
+        gen = torch.Generator().manual_seed(seed)
+        half = torch.randperm(len(labels), generator=gen)[: len(labels) // 2].sort().values
+        return Split(setting, half, everything, n_cls, n_cls, tuple(range(n_cls)))
+    if setting == "open-class":
+        held_out = max(2, round(0.2 * n_cls))
+        seen = n_cls - held_out
+        old_cls = seen // 2
+        return Split(
+            setting,
+            everything[labels < old_cls],
+            everything[labels < seen],
+            old_cls,
+            seen,
+            tuple(range(seen, n_cls)),
+        )
+    raise ValueError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
+
+
+def evaluation_set(dataset: ImageDataset, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """The query/gallery images and labels of a split (the test images of its test classes)."""
+    keep = torch.isin(dataset.test_labels, torch.tensor(split.test_classes))
+    return dataset.test_images[keep], dataset.test_labels[keep]
+
+
+def validation_holdout(
+    labels: torch.Tensor, fraction: float = 0.2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split training indices into (fit, validation), stratified by class and seeded.
+
+    Hyperparameters are chosen on the validation part, never on the reported test split.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    fit, val = [], []
+    for cls in labels.unique():
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_val = max(1, round(fraction * len(idx)))
+        val.append(idx[:n_val])
+        fit.append(idx[n_val:])
+    return torch.cat(fit).sort().values, torch.cat(val).sort().values
+
+
+def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard small-image augmentation on a uint8 or float batch ``(B, C, H, W)``.
+
+    Random translation by up to H/8 pixels (zero padding, the CIFAR "pad 4 and crop 32"
+    recipe) and, for colour images, a random horizontal flip (digits are not flipped).
+    """
+    b, c, h, w = images.shape
+    pad = max(1, h // 8)
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dev = images.device
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    rows = (dy[:, None] + torch.arange(h, device=dev)[None]).view(b, 1, h, 1).expand(b, c, h, w)
+    cols = (dx[:, None] + torch.arange(w, device=dev)[None]).view(b, 1, 1, w).expand(b, c, h, w)
+    batch = torch.arange(b, device=dev).view(b, 1, 1, 1)
+    chan = torch.arange(c, device=dev).view(1, c, 1, 1)
+    out = padded[batch, chan, rows, cols]
+    if c == 3:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        out[flip] = out[flip].flip(-1)
+    return out
+

@@ -1,0 +1,378 @@
+"""Experiments: a configuration in, trained models, curves and ``results.json`` out.
+
+:class:`Experiment` owns one dataset and one setting. Each model, transformation and
+embedding table it needs is built on first use and cached on disk under a key derived
+from its full configuration (see :mod:`backfill_lib.storage`), so a second run is fast
+and an interrupted one resumes. :meth:`Experiment.results` evaluates every requested
+method along the backfilling curve and returns the ``results.json`` dictionary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import backfill as bf
+from .data import ImageDataset, Split, load_dataset, make_split, evaluation_set, validation_holdout
+from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
+from .metrics import auc, evaluate_curve, mean_average_precision, negative_flip_rate, relative_gain
+from .models import EmbeddingModel
+from .storage import config_key, default_cache_dir, load_torch, save_torch
+from .training import (
+    ClassifierObjective,
+    CompatibleObjective,
+    TrainConfig,
+    Transformation,
+    TransformConfig,
+    embed,
+    fit_transformation,
+    train_or_load,
+)
+
+REFERENCE_METHODS = ("old/old", "new/new")
+COMPATIBLE_METHODS = ("bct", "advbct", "ract", "l2")
+ONLINE_METHODS = ("new/old", "drm", "rt", "rt+mc")
+METHODS = (*REFERENCE_METHODS, "new/old", "drm", *COMPATIBLE_METHODS, "rt", "rt+mc")
+PROFILES = ("cpu", "gpu")
+COMPATIBLE_LOSS_DEFAULTS = {
+    "bct": {"weight": 1.0, "unseen": "synthesise"},
+    "advbct": {"weight": 1.0, "lambda_adv": 1.0, "lambda_eb": 1.0},
+    "ract": {"weight": 1.0, "tau": 0.05},
+    "l2": {"weight": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that determines an experiment's numbers.
+
+    ``compatible_losses``: per compatible method, ``weight`` (lambda of its extra loss) and
+    the loss's own options (BCT ``unseen``; AdvBCT ``lambda_adv``, ``lambda_eb``; RACT
+    ``tau``), chosen on the validation split (see the README).
+    ``validation=True`` trains on 80% of the training images and uses the other 20% as
+    query/gallery: the mode in which every default was chosen (``bench/tune.py``), so that
+    no choice ever looks at the reported test split.
+    """
+
+    dataset: str = "digits"
+    setting: str = "extended-class"
+    old: TrainConfig = TrainConfig()
+    new: TrainConfig = TrainConfig()
+    rt: TransformConfig = TransformConfig()
+    rt_mc: TransformConfig = TransformConfig(mc_weight=1.0)
+    compatible_losses: dict = field(default_factory=lambda: dict(COMPATIBLE_LOSS_DEFAULTS))
+    methods: tuple[str, ...] = METHODS
+    orders: tuple[str, ...] = bf.ORDERS
+    steps: int = 20
+    order_seed: int = 0
+    validation: bool = False
+
+
+def default_config(dataset: str = "digits", profile: str = "cpu", **overrides) -> ExperimentConfig:
+    """The documented defaults for a dataset and compute profile.
+
+    - digits: SmallCNN, 32-dim embeddings, 30 epochs (seconds on a CPU).
+    - 32x32 datasets, ``cpu``: ResNet-20 for both models, 64 dims, 30 epochs.
+    - ``gpu``: ResNet-18 for both models, 128 dims, 100 epochs, batch 256.
+    The new models use seed 1 and the old seed 0: an independently trained new model must
+    not share the old model's initialisation (a shared init makes them partly compatible
+    by accident). Keyword ``overrides`` replace fields (e.g. ``setting="open-class"``).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if dataset == "digits":
+        train = TrainConfig(arch="cnn-small", embed_dim=32, epochs=30, batch_size=64, lr=0.05)
+    elif profile == "cpu":
+        train = TrainConfig(arch="resnet20", embed_dim=64, epochs=30, batch_size=128, lr=0.1)
+    else:
+        train = TrainConfig(arch="resnet18", embed_dim=128, epochs=100, batch_size=256, lr=0.2)
+    return replace(
+        ExperimentConfig(dataset=dataset, old=train, new=replace(train, seed=1)), **overrides
+    )
+
+
+def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate method names; old/old and new/new are always evaluated (they anchor the gain)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    return tuple(m for m in METHODS if m in set(methods) | set(REFERENCE_METHODS))
+
+
+class Experiment:
+    """One dataset, one setting; models, embeddings and curves built lazily and cached."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        data_root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        download: bool = False,
+        dataset: ImageDataset | None = None,
+    ) -> None:
+        self.config = replace(config, methods=check_methods(config.methods))
+        for order in config.orders:
+            if order not in bf.ORDERS:
+                raise ValueError(f"unknown backfill order {order!r}; choose one of {', '.join(bf.ORDERS)}")
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._data_args = (data_root, download)
+        if dataset is not None:
+            self.__dict__["dataset"] = dataset
+        self._models: dict[str, EmbeddingModel] = {}
+        self._keys: dict[str, str] = {}
+
+    @cached_property
+    def dataset(self) -> ImageDataset:
+        data_root, download = self._data_args
+        return load_dataset(self.config.dataset, data_root, self.cache_dir, download)
+
+    @cached_property
+    def split(self) -> Split:
+        split = make_split(self.dataset, self.config.setting, seed=self.config.old.seed)
+        if not self.config.validation:
+            return split
+        fit = self._validation_indices[0]
+        return replace(
+            split,
+            old_indices=split.old_indices[torch.isin(split.old_indices, fit)],
+            new_indices=split.new_indices[torch.isin(split.new_indices, fit)],
+        )
+
+    @cached_property
+    def _validation_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return validation_holdout(self.dataset.train_labels, 0.2, seed=self.config.old.seed)
+
+    @cached_property
+    def test_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query/gallery images ``(N, C, H, W)`` uint8 and labels ``(N,)`` (the held-out
+        validation images in validation mode)."""
+        if not self.config.validation:
+            return evaluation_set(self.dataset, self.split)
+        val = self._validation_indices[1]
+        images, labels = self.dataset.train_images[val], self.dataset.train_labels[val]
+        keep = torch.isin(labels, torch.tensor(self.split.test_classes))
+        return images[keep], labels[keep]
+
+    @property
+    def train_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The new model's training images and labels (what psi is trained on)."""
+        idx = self.split.new_indices
+        return self.dataset.train_images[idx], self.dataset.train_labels[idx]
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        return self.test_data[1]
+
+    def _data_id(self) -> dict:
+        d = self.dataset
+        return {
+            "dataset": d.name,
+            "train": list(d.train_images.shape),
+            "test": list(d.test_images.shape),
+            "setting": self.config.setting,
+            "validation": self.config.validation,
+        }
+
+    def _new_model(self, train: TrainConfig, num_classes: int) -> EmbeddingModel:
+        mean, std = self.dataset.channel_stats()
+        return EmbeddingModel(
+            train.arch, train.embed_dim, num_classes, self.dataset.image_shape[0], mean, std
+        )
+
+    def model(self, name: str) -> EmbeddingModel:
+        """``old``, ``new`` (independent), or a compatible method's new model, trained or loaded."""
+        if name not in self._models:
+            self._models[name] = self._train(name)
+        return self._models[name]
+
+    def model_key(self, name: str) -> str:
+        self.model(name)
+        return self._keys[name]
+
+    def _train(self, name: str) -> EmbeddingModel:
+        split, ds = self.split, self.dataset
+        if name == "old":
+            train, idx, n_cls, extra = self.config.old, split.old_indices, split.old_classes, {}
+        elif name == "new" or name in COMPATIBLE_METHODS:
+            train, idx, n_cls = self.config.new, split.new_indices, split.new_classes
+            extra = {}
+            if name != "new":
+                extra = {"old": self.model_key("old"), "loss": self.config.compatible_losses[name]}
+        else:
+            raise ValueError(f"unknown model {name!r}; choose old, new or one of {COMPATIBLE_METHODS}")
+        cache_config = {"role": name, **self._data_id(), "train": asdict(train), **extra}
+        self._keys[name] = config_key(cache_config)
+        images, labels = ds.train_images[idx], ds.train_labels[idx]
+
+        def build():
+            model = self._new_model(train, n_cls)
+            if name in ("old", "new"):
+                return model, ClassifierObjective()
+            old = self.model("old")
+            if old.embed_dim != train.embed_dim:
+                raise ValueError(
+                    f"{name} needs equal embedding dims, but the old model has {old.embed_dim} "
+                    f"and the new config {train.embed_dim}: set the new embed_dim to {old.embed_dim}"
+                )
+            options = dict(self.config.compatible_losses[name])
+            weight = options.pop("weight", 1.0)
+            loss = self._compatible_loss(name, old, images, labels, options)
+            return model, CompatibleObjective(old, loss, weight)
+
+        model, _, _ = train_or_load(name, cache_config, build, images, labels, train, self.cache_dir)
+        return model
+
+    def _compatible_loss(
+        self,
+        method: str,
+        old: EmbeddingModel,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        options: dict,
+    ) -> torch.nn.Module:
+        if method == "l2":
+            return L2Loss(**options)
+        if method == "ract":
+            return RACTLoss(**options)
+        old_emb = embed(old, images)
+        classes = int(labels.max()) + 1
+        centres = torch.stack([old_emb[labels == c].mean(0) for c in range(classes)])
+        if method == "bct":
+            return BCTLoss(
+                old.classifier.weight.detach(), old.classifier.scale, synthesised=centres, **options
+            )
+        radii = torch.stack(
+            [(old_emb[labels == c] - centres[c]).norm(dim=1).max() for c in range(classes)]
+        )
+        return AdvBCTLoss(centres, radii, **options)
+
+    def embeddings(self, name: str, split: str = "test") -> torch.Tensor:
+        """Embeddings ``(N, d)`` of model ``name`` on the ``test`` set or the ``train`` images
+        of the new model's split (cached on disk by model key)."""
+        key = f"{name}-{self.model_key(name)}-{split}"
+        if key not in self.__dict__.setdefault("_emb", {}):
+            path = self.cache_dir / "embeddings" / f"{key}.pt"
+            if path.exists():
+                emb = load_torch(path)
+            else:
+                images = self.test_data[0] if split == "test" else self.train_data[0]
+                emb = save_torch_and_return(embed(self.model(name), images), path)
+            self._emb[key] = emb
+        return self._emb[key]
+
+    def transformation(self, method: str) -> Transformation:
+        """psi for ``rt`` (regression only) or ``rt+mc`` (regression + metric-compatible)."""
+        cfg = self.config.rt if method == "rt" else self.config.rt_mc
+        if not self.__dict__.setdefault("_transforms", {}).get(method):
+            self._transforms[method] = fit_transformation(
+                self.embeddings("new", "train"),
+                self.embeddings("old", "train"),
+                self.train_data[1],
+                cfg,
+                cache_dir=self.cache_dir,
+                cache_config={"old": self.model_key("old"), "new": self.model_key("new")},
+            )
+        return self._transforms[method]
+
+    def parts(self, method: str) -> bf.TwoPartEmbeddings:
+        """The merge rule of ``method`` on the test set (see :mod:`backfill_lib.backfill`)."""
+        old = self.embeddings("old")
+        if method == "old/old":
+            return bf.single_space(old, old, old)
+        new = self.embeddings("new")
+        if method == "new/new":
+            return bf.single_space(new, new, new)
+        if method == "new/old":
+            return bf.single_space(new, old, new)
+        if method == "drm":
+            return bf.distance_rank_merge(old, old, new, new)
+        if method in COMPATIBLE_METHODS:
+            compatible = self.embeddings(method)
+            return bf.single_space(compatible, old, compatible)
+        if method in ("rt", "rt+mc"):
+            t = self.transformation(method)
+            head = t.new_head(new)
+            return bf.reverse_transformation(t.transform(new), old, head, head)
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+    def order(self, kind: str) -> np.ndarray:
+        """The backfill order of the test gallery: ``random`` or ``uncertainty``."""
+        old = self.embeddings("old")
+        uncertainty = bf.softmax_entropy(self.model("old").classifier(old).detach())
+        return bf.make_order(kind, len(old), self.config.order_seed, uncertainty)
+
+    def compatibility(self) -> dict:
+        """The cross-model mAP matrix (rows query model, columns gallery model) and, per
+        compatible method, the criterion, the update gain and the cost of compatibility."""
+        names = ["old", "new", *[m for m in COMPATIBLE_METHODS if m in self.config.methods]]
+        emb = {n: self.embeddings(n) for n in names}
+        labels = self.test_labels
+        matrix = {
+            q: {
+                g: mean_average_precision(emb[q], emb[g], labels)
+                for g in names
+                if emb[q].shape[1] == emb[g].shape[1]
+            }
+            for q in names
+        }
+        old_old, new_new = matrix["old"]["old"], matrix["new"]["new"]
+        summary = {}
+        for m in names[1:]:
+            cross = matrix[m].get("old")
+            summary[m] = {
+                "cross_mAP": cross,
+                "compatible": cross is not None and cross > old_old,
+                "update_gain": None if cross is None else relative_gain(cross, old_old, new_new),
+                "self_mAP": matrix[m][m],
+                "cost_vs_independent_new": matrix[m][m] - new_new,
+            }
+        return {"models": names, "matrix": matrix, "methods": summary}
+
+    def results(self, order: str) -> dict:
+        """The ``results.json`` dictionary for one backfill order."""
+        cfg = self.config
+        order_ids = self.order(order)
+        labels = self.test_labels
+        curves = {m: evaluate_curve(self.parts(m), labels, order_ids, cfg.steps) for m in cfg.methods}
+        old_old = float(curves["old/old"].mAP[0])
+        new_new = float(curves["new/new"].mAP[0])
+        reference_top1 = curves["old/old"].top1_hits[0]
+        methods = {}
+        for m, c in curves.items():
+            methods[m] = {
+                "mAP": c.mAP.tolist(),
+                "top1": c.top1.tolist(),
+                "top5": c.cmc[5].tolist(),
+                "auc_mAP": auc(c.mAP),
+                "auc_top1": auc(c.top1),
+                "final_mAP": float(c.mAP[-1]),
+                "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
+                "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
+                "query_forward_passes": self.parts(m).forward_passes,
+            }
+        return {
+            "dataset": cfg.dataset,
+            "setting": cfg.setting,
+            "order": order,
+            "fractions": curves["old/old"].fractions.tolist(),
+            "gallery_size": len(labels),
+            "methods": methods,
+            "config": _jsonable(asdict(cfg)),
+        }
+
+
+def save_torch_and_return(tensor: torch.Tensor, path: Path) -> torch.Tensor:
+    save_torch(tensor, path)
+    return tensor
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

@@ -1,0 +1,205 @@
+"""Backbones, the embedding model, the reverse transformation and the discriminator.
+
+An :class:`EmbeddingModel` is ``backbone -> linear embedding head (d dims) -> L2 norm``,
+with a classifier on top used only in training. Inputs are images in [0, 1]; the model
+normalises them with the dataset's channel statistics it stores as buffers, so a saved
+model is self-contained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHITECTURES = ("cnn-small", "resnet20", "resnet32", "resnet56", "resnet18", "resnet50")
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks for tiny inputs (8x8 digits). Output ``(B, 128)``."""
+
+    out_dim = 128
+
+    def __init__(self, in_channels: int = 1) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            *block(in_channels, 32),
+            *block(32, 64),
+            nn.MaxPool2d(2),
+            *block(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet (depth 6n+2, widths 16/32/64). Output ``(B, 64)``."""
+
+    out_dim = 64
+
+    def __init__(self, depth: int, in_channels: int = 3) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        n = (depth - 2) // 6
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+        ]
+        cin = 16
+        for width, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(n):
+                layers.append(_BasicBlock(cin, width, stride if i == 0 else 1))
+                cin = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _imagenet_resnet(name: str, in_channels: int) -> nn.Module:
+    """torchvision's ResNet-18/50 with a 3x3 stride-1 stem and no max-pool (for 32x32)."""
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+    net.maxpool = nn.Identity()
+    net.out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+def make_backbone(arch: str, in_channels: int) -> nn.Module:
+    """A backbone by name (see ``ARCHITECTURES``); it has an ``out_dim`` attribute."""
+    if arch == "cnn-small":
+        return SmallCNN(in_channels)
+    if arch in ("resnet20", "resnet32", "resnet56"):
+        return CifarResNet(int(arch[6:]), in_channels)
+    if arch in ("resnet18", "resnet50"):
+        return _imagenet_resnet(arch, in_channels)
+    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+class CosineClassifier(nn.Module):
+    """Normalised-softmax classifier: logits = scale * <w_c / ||w_c||, e> for unit e."""
+
+    def __init__(self, embed_dim: int, num_classes: int, scale: float = 16.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, embed_dim) * embed_dim**-0.5)
+        self.scale = scale
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` unit embeddings -> ``(B, num_classes)`` logits."""
+        return self.scale * embeddings @ F.normalize(self.weight, dim=1).T
+
+
+class EmbeddingModel(nn.Module):
+    """``x (B, C, H, W) in [0, 1] -> unit embedding (B, embed_dim)``, plus a classifier."""
+
+    def __init__(
+        self,
+        arch: str,
+        embed_dim: int,
+        num_classes: int,
+        in_channels: int,
+        mean: list[float],
+        std: list[float],
+    ) -> None:
+        super().__init__()
+        self.arch = arch
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.backbone = make_backbone(arch, in_channels)
+        # BN-neck: centre the pooled features before the bias-free projection. Without it,
+        # the mean feature direction dominates normalize(W f + b) for images of classes the
+        # model never saw, and they all collapse onto one point.
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(self.backbone.out_dim),
+            nn.Linear(self.backbone.out_dim, embed_dim, bias=False),
+        )
+        self.classifier = CosineClassifier(embed_dim, num_classes)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.head[-1].out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings ``(B, embed_dim)``."""
+        features = self.backbone((x - self.mean) / self.std)
+        return F.normalize(self.head(features), dim=1)
+
+
+class ReverseTransformation(nn.Module):
+    """psi: new space -> old space, a residual-free MLP ``(B, d_n) -> (B, d_o)`` (unit output).
+
+    ``hidden`` = 0 makes it a single linear map.
+    """
+
+    def __init__(self, new_dim: int, old_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.new_dim, self.old_dim = new_dim, old_dim
+        if hidden:
+            self.net = nn.Sequential(
+                nn.Linear(new_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, old_dim)
+            )
+        else:
+            self.net = nn.Linear(new_dim, old_dim)
+
+    def forward(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(new_embeddings), dim=1)
+
+
+class NewEmbeddingHead(nn.Module):
+    """rho: an optional light head on the new embedding, ``(B, d_n) -> (B, d_n)`` unit.
+
+    A residual linear layer initialised at zero, so training starts from the identity.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.normalize(new_embeddings + self.linear(new_embeddings), dim=1)
+
+
+class Discriminator(nn.Module):
+    """AdvBCT's domain classifier: Linear-BN-ReLU-Linear, ``(B, d) -> (B, 2)`` (old vs new)."""
+
+    def __init__(self, dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 2)
+        )
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.net(embeddings)

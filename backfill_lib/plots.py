@@ -1,0 +1,144 @@
+"""Figures: backfilling curves, AUC bars, the compatibility matrix, distance histograms.
+
+Every function takes the ``results.json`` dictionary (or plain arrays), draws on a new
+figure (or given axes), titles and labels it, and returns the figure. Colours are fixed
+per method so that a method looks the same in every figure of the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .storage import atomic_write
+
+STYLE = {
+    "old/old": {"color": "#7f7f7f", "ls": "--", "label": "old/old (no backfill)"},
+    "new/new": {"color": "#000000", "ls": "--", "label": "new/new (full backfill)"},
+    "new/old": {"color": "#d62728", "ls": "-", "marker": "x", "label": "new/old (incompatible)"},
+    "drm": {"color": "#1f77b4", "ls": "-", "marker": "o", "label": "DRM (2 passes)"},
+    "bct": {"color": "#bcbd22", "ls": "-.", "marker": "s", "label": "BCT"},
+    "advbct": {"color": "#8c564b", "ls": "-.", "marker": "D", "label": "AdvBCT"},
+    "ract": {"color": "#e377c2", "ls": "-.", "marker": "v", "label": "RACT (Hot-Refresh)"},
+    "l2": {"color": "#17becf", "ls": "-.", "marker": "^", "label": "L2"},
+    "rt": {"color": "#ff7f0e", "ls": "-", "marker": "P", "label": "RT"},
+    "rt+mc": {"color": "#2ca02c", "ls": "-", "marker": "*", "label": "RT+MC (ours)"},
+}
+
+
+def _style(method: str) -> dict:
+    return STYLE.get(method, {"color": None, "ls": "-", "label": method})
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Save a figure atomically (PNG or anything matplotlib knows by suffix)."""
+    path = Path(path)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight"))
+
+
+def plot_curves(
+    results: dict,
+    metrics: tuple[str, ...] = ("mAP", "top1"),
+    methods: list[str] | None = None,
+    marker_at: float | None = None,
+    axes: list[plt.Axes] | None = None,
+) -> plt.Figure:
+    """Metric against backfill fraction for every method, one panel per metric.
+
+    old/old and new/new are drawn as horizontal reference lines; the legend gives each
+    method's AUC. ``marker_at`` draws a vertical line at that fraction (the explorer).
+    """
+    methods = methods or list(results["methods"])
+    if axes is None:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.3), squeeze=False)
+        axes = list(axes[0])
+    fig = axes[0].figure
+    t = 100 * np.asarray(results["fractions"])
+    for ax, metric in zip(axes, metrics, strict=True):
+        for m in methods:
+            values = 100 * np.asarray(results["methods"][m][metric])
+            st = _style(m)
+            auc_value = results["methods"][m].get(f"auc_{metric}", float(np.mean(values) / 100))
+            label = f"{st['label']}  (AUC {100 * auc_value:.1f})"
+            if m in ("old/old", "new/new"):
+                ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
+            else:
+                ax.plot(t, values, color=st["color"], ls=st["ls"], marker=st.get("marker"),
+                        ms=4, lw=1.8, label=label)
+        if marker_at is not None:
+            ax.axvline(100 * marker_at, color="#444", lw=1, ls=":")
+        name = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}.get(metric, metric)
+        ax.set(xlabel="backfilled share of the gallery t (%)", ylabel=f"{name} (%)", xlim=(0, 100))
+        ax.set_title(f"{name} during backfilling")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle(
+        f"Online backfilling on {results['dataset']} ({results['setting']}, "
+        f"{results['order']} order, {results.get('gallery_size', '?')} gallery items)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_gain_bars(results: dict, methods: list[str] | None = None) -> plt.Figure:
+    """Relative gain (% of the upgrade's mAP gain delivered during backfilling) per method."""
+    methods = [m for m in (methods or results["methods"]) if m not in ("old/old", "new/new")]
+    gains = [results["methods"][m]["relative_gain"] for m in methods]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(methods), 3.8))
+    bars = ax.bar(range(len(methods)), gains, color=[_style(m)["color"] for m in methods])
+    ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.axhline(0, color="#7f7f7f", lw=1)
+    ax.axhline(100, color="#000", lw=1, ls="--")
+    ax.set_xticks(range(len(methods)), methods, rotation=30)
+    ax.set(ylabel="relative gain in AUC-mAP (%)",
+           title=f"Share of the upgrade's gain delivered during backfilling ({results['order']} order)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_compatibility(compatibility: dict) -> plt.Figure:
+    """The cross-model mAP matrix: rows query model, columns gallery model (blank: dims differ)."""
+    names = compatibility["models"]
+    m = np.full((len(names), len(names)), np.nan)
+    for i, q in enumerate(names):
+        for j, g in enumerate(names):
+            m[i, j] = compatibility["matrix"][q].get(g, np.nan)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 1.0 + 0.8 * len(names)))
+    im = ax.imshow(100 * m, cmap="viridis", vmin=0, vmax=100)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{100 * m[i, j]:.1f}", ha="center", va="center",
+                        color="white" if m[i, j] < 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="gallery model", ylabel="query model", title="Cross-model mAP (%)")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="mAP (%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_distance_histograms(
+    old_part: dict[str, np.ndarray], new_part: dict[str, np.ndarray], title: str, ax: plt.Axes | None = None
+) -> plt.Figure:
+    """Distances of relevant / irrelevant items in the old and the new part.
+
+    ``old_part`` and ``new_part`` map ``"relevant"`` and ``"irrelevant"`` to 1-D arrays of
+    distances. A merge is well calibrated when the relevant distances of both parts sit
+    below the irrelevant distances of both parts.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    bins = np.linspace(0, 4, 61)
+    for part, data, color in (("old part", old_part, "#1f77b4"), ("new part", new_part, "#d62728")):
+        for kind, fill in (("relevant", True), ("irrelevant", False)):
+            if len(data[kind]):
+                ax.hist(data[kind], bins=bins, density=True, histtype="stepfilled" if fill else "step",
+                        alpha=0.35 if fill else 1.0, color=color, lw=1.5, label=f"{part}: {kind}")
+    ax.set(xlabel="distance to the query  d = ||q - g||²", ylabel="density", title=title)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure

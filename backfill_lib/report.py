@@ -1,0 +1,118 @@
+"""Tables and output files: what ``backfill demo`` prints and writes.
+
+Files written by :func:`write_outputs` into the output folder:
+
+- ``results.json``: the first order's results (random by default), in the stable schema;
+  ``results-<order>.json`` for every further order.
+- ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method.
+- ``gains-<order>.png``: relative gain per method.
+- ``compatibility.json`` / ``compatibility.png``: the cross-model mAP matrix.
+- ``results.md``: every table above in Markdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .plots import plot_compatibility, plot_curves, plot_gain_bars, save_figure
+from .storage import atomic_write, save_json
+
+COLUMNS = (
+    ("method", "{}"),
+    ("mAP@t=0", "{:.1f}"),
+    ("final mAP", "{:.1f}"),
+    ("AUC-mAP", "{:.1f}"),
+    ("AUC-top1", "{:.1f}"),
+    ("rel. gain %", "{:.1f}"),
+    ("NFR %", "{:.2f}"),
+    ("passes", "{}"),
+)
+
+
+def table_rows(results: dict) -> list[list[str]]:
+    """One row of formatted cells per method (metrics in %)."""
+    rows = []
+    for name, m in results["methods"].items():
+        values = (
+            name,
+            100 * m["mAP"][0],
+            100 * m["final_mAP"],
+            100 * m["auc_mAP"],
+            100 * m["auc_top1"],
+            m["relative_gain"],
+            100 * m["negative_flip_rate"],
+            m["query_forward_passes"],
+        )
+        rows.append([fmt.format(v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
+    return rows
+
+
+def format_table(results: dict) -> str:
+    """A fixed-width text table of one results dictionary."""
+    header = [c for c, _ in COLUMNS]
+    rows = table_rows(results)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"{results['dataset']} | {results['setting']} | {results['order']} order | "
+        f"{results['gallery_size']} gallery items (metrics in %)",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict) -> str:
+    header = [c for c, _ in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(results)]
+    return "\n".join(lines)
+
+
+def format_compatibility(compatibility: dict) -> str:
+    """The compatibility matrix (rows query, columns gallery) and the criterion per method."""
+    names = compatibility["models"]
+    width = max(len(n) for n in names) + 2
+    lines = ["cross-model mAP (%), rows = query model, columns = gallery model",
+             " " * width + "".join(n.rjust(width) for n in names)]
+    for q in names:
+        row = compatibility["matrix"][q]
+        cells = "".join((f"{100 * row[g]:.1f}" if g in row else "-").rjust(width) for g in names)
+        lines.append(q.ljust(width) + cells)
+    old_old = compatibility["matrix"]["old"]["old"]
+    for m, s in compatibility["methods"].items():
+        if s["cross_mAP"] is None:
+            continue
+        verdict = "compatible" if s["compatible"] else "NOT compatible"
+        lines.append(
+            f"{m}: M({m}, old) = {100 * s['cross_mAP']:.1f} vs M(old, old) = {100 * old_old:.1f} "
+            f"-> {verdict}; update gain {s['update_gain']:.1f}%; own mAP {100 * s['self_mAP']:.1f} "
+            f"({100 * s['cost_vs_independent_new']:+.1f} vs the independent new model)"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[Path]:
+    """Write the JSON files, the figures and ``results.md``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    md = []
+    for i, res in enumerate(results):
+        name = "results.json" if i == 0 else f"results-{res['order']}.json"
+        written.append(save_json(res, out / name))
+        for stem, fig in (("curves", plot_curves(res)), ("gains", plot_gain_bars(res))):
+            written.append(save_figure(fig, out / f"{stem}-{res['order']}.png"))
+            plt.close(fig)
+        md += [f"## {res['order']} order", "", f"![curves](curves-{res['order']}.png)", "",
+               markdown_table(res), ""]
+    written.append(save_json(compatibility, out / "compatibility.json"))
+    fig = plot_compatibility(compatibility)
+    written.append(save_figure(fig, out / "compatibility.png"))
+    plt.close(fig)
+    md += ["## Compatibility", "", "![compatibility](compatibility.png)", "", "```",
+           format_compatibility(compatibility), "```", ""]
+    first = results[0]
+    title = f"# {first['dataset']} — {first['setting']} ({first['gallery_size']} gallery items)\n\n"
+    written.append(atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md))))
+    return written

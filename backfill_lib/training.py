@@ -1,0 +1,326 @@
+"""Training loops, kept apart from the models: classifiers, compatible new models, psi.
+
+- :func:`fit` trains an :class:`~backfill_lib.models.EmbeddingModel` under an *objective*
+  (a module ``objective(model, images, labels, progress) -> loss``) with SGD + cosine LR,
+  tqdm progress, and an atomic partial checkpoint after every epoch. Each epoch's shuffle
+  and augmentation are seeded by ``(seed, epoch)``, so an interrupted run resumes from its
+  last finished epoch and ends with the same weights as an uninterrupted one.
+- :func:`train_or_load` wraps it in the cache: the checkpoint's name is the hash of the
+  full configuration, so re-running reuses it and any change retrains.
+- :func:`fit_transformation` trains the reverse transformation psi (and optionally rho) on
+  cached embeddings of the frozen backbones: seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from itertools import chain
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm, trange
+
+from .data import augment
+from .losses import MetricCompatibleLoss, regression_loss
+from .models import EmbeddingModel, NewEmbeddingHead, ReverseTransformation
+from .storage import config_key, load_torch, save_torch
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a backbone model is trained. ``lr`` is for SGD with batch ``batch_size``."""
+
+    arch: str = "cnn-small"
+    embed_dim: int = 32
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    seed: int = 0
+    augment: bool = True
+
+
+class ClassifierObjective(nn.Module):
+    """Cross-entropy of the model's own (cosine) classifier."""
+
+    def forward(
+        self, model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor, progress: float
+    ) -> torch.Tensor:
+        return F.cross_entropy(model.classifier(model(images)), labels)
+
+
+class CompatibleObjective(nn.Module):
+    """``CE + weight * compat_loss(new, labels, old_embeddings=phi_o(x), progress=p)``.
+
+    The old model is frozen and kept out of this module's ``state_dict`` (it has its own
+    cached checkpoint); ``compat_loss``'s own parameters (a discriminator, elastic margins)
+    are trained and saved with the new model.
+    """
+
+    def __init__(self, old_model: EmbeddingModel, compat_loss: nn.Module, weight: float) -> None:
+        super().__init__()
+        self.__dict__["old_model"] = old_model.eval().requires_grad_(False)
+        self.compat_loss = compat_loss
+        self.weight = weight
+
+    def forward(
+        self, model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor, progress: float
+    ) -> torch.Tensor:
+        new = model(images)
+        with torch.no_grad():
+            old = self.old_model.to(images.device)(images)
+        compat = self.compat_loss(new, labels, old_embeddings=old, progress=progress)
+        return F.cross_entropy(model.classifier(new), labels) + self.weight * compat
+
+
+def fit(
+    model: EmbeddingModel,
+    objective: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    checkpoint: Path | None = None,
+    checkpoint_config: dict | None = None,
+    desc: str = "training",
+) -> list[float]:
+    """Train in place; return the mean loss of every epoch.
+
+    ``images (N, C, H, W)`` uint8, ``labels (N,)``. With ``checkpoint``, a partial
+    checkpoint (``<name>.partial.pt``) is written after each epoch and resumed from.
+    """
+    device = default_device()
+    model.to(device)
+    objective.to(device)
+    params = [p for p in chain(model.parameters(), objective.parameters()) if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+    )
+    n = len(labels)
+    batch = min(config.batch_size, n)
+    steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm needs > 1 sample
+    total = config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    partial = checkpoint.with_name(checkpoint.stem + ".partial.pt") if checkpoint else None
+    history: list[float] = []
+    start = 0
+    if partial is not None and partial.exists():
+        state = load_torch(partial, checkpoint_config)
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, history = state["epoch"], state["history"]
+    images, labels = images.to(device), labels.to(device)
+    bar = trange(start, config.epochs, desc=desc, leave=False, initial=start, total=config.epochs)
+    for epoch in bar:
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=gen).to(device)
+        model.train()
+        objective.train()
+        running = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            x = augment(images[idx], gen) if config.augment else images[idx]
+            loss = objective(model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.detach()
+        history.append(float(running) / steps_per_epoch)
+        if not math.isfinite(history[-1]):
+            raise TrainingDivergedError(
+                f"{desc}: the loss became {history[-1]} in epoch {epoch + 1}; lower the learning "
+                f"rate (now {config.lr}) or the loss weights"
+            )
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+        if partial is not None:
+            save_torch(
+                {
+                    "config": checkpoint_config,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "model": model.state_dict(),
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                },
+                partial,
+            )
+    model.eval()
+    return history
+
+
+def train_or_load(
+    name: str,
+    cache_config: dict,
+    build: Callable[[], tuple[EmbeddingModel, nn.Module]],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    cache_dir: Path,
+) -> tuple[EmbeddingModel, nn.Module, list[float]]:
+    """Load ``cache_dir/checkpoints/<name>-<key>.pt`` if it exists, else train and save it.
+
+    ``cache_config`` must describe everything that determines the result (data, split,
+    training config, method, the old model's key); ``build()`` makes the fresh model and
+    objective. Returns ``(model in eval mode on CPU, objective, loss history)``.
+    """
+    path = Path(cache_dir) / "checkpoints" / f"{name}-{config_key(cache_config)}.pt"
+    torch.manual_seed(config.seed)
+    model, objective = build()
+    if path.exists():
+        state = load_torch(path, cache_config)
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        return model.eval(), objective, state["history"]
+    history = fit(model, objective, images, labels, config, path, cache_config, desc=name)
+    model.cpu()
+    objective.cpu()
+    save_torch(
+        {
+            "config": cache_config,
+            "history": history,
+            "model": model.state_dict(),
+            "objective": objective.state_dict(),
+        },
+        path,
+    )
+    path.with_name(path.stem + ".partial.pt").unlink(missing_ok=True)
+    return model, objective, history
+
+
+@torch.no_grad()
+def embed(model: EmbeddingModel, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Unit embeddings ``(N, d)`` (CPU, float32) of uint8 images ``(N, C, H, W)``."""
+    device = default_device()
+    model.eval().to(device)
+    out = [
+        model(images[i : i + batch_size].to(device).float() / 255).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    model.cpu()
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def accuracy(model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of the model's classifier (labels must be in its class range)."""
+    logits = model.classifier(embed(model, images))
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """How psi (and rho) are trained. ``mc_weight`` = 0 gives plain RT (regression only).
+
+    Defaults chosen on a validation split of the training set (see the README).
+    """
+
+    hidden: int = 256
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    mc_weight: float = 0.0
+    tau: float = 0.1
+    learn_new_head: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Transformation:
+    """A trained psi and optional rho, with its loss history."""
+
+    psi: ReverseTransformation
+    rho: NewEmbeddingHead | None
+    history: list[float]
+
+    @torch.no_grad()
+    def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        """psi: ``(N, d_n) -> (N, d_o)`` unit."""
+        return self.psi.eval()(new_embeddings)
+
+    @torch.no_grad()
+    def new_head(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        """rho: ``(N, d_n) -> (N, d_n)``; the identity when rho is not learned."""
+        return new_embeddings if self.rho is None else self.rho.eval()(new_embeddings)
+
+
+def fit_transformation(
+    new_embeddings: torch.Tensor,
+    old_embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    config: TransformConfig = TransformConfig(),
+    cache_dir: Path | None = None,
+    cache_config: dict | None = None,
+) -> Transformation:
+    """Train psi: ``L = L_rt + mc_weight * L_mc`` on frozen training embeddings.
+
+    ``new_embeddings (N, d_n)``, ``old_embeddings (N, d_o)``, ``labels (N,)``. Cached under
+    ``cache_dir/checkpoints/transform-<key>.pt`` when ``cache_config`` is given.
+    """
+    for name, x in (("new_embeddings", new_embeddings), ("old_embeddings", old_embeddings)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    if len(new_embeddings) != len(old_embeddings) or len(labels) != len(new_embeddings):
+        raise ValueError("new_embeddings, old_embeddings and labels must have the same length")
+    torch.manual_seed(config.seed)
+    psi = ReverseTransformation(new_embeddings.shape[1], old_embeddings.shape[1], config.hidden)
+    rho = NewEmbeddingHead(new_embeddings.shape[1]) if config.learn_new_head else None
+    modules = nn.ModuleList([psi] + ([rho] if rho is not None else []))
+    full_config = {**(cache_config or {}), "transform": asdict(config)}
+    path = None
+    if cache_dir is not None and cache_config is not None:
+        path = Path(cache_dir) / "checkpoints" / f"transform-{config_key(full_config)}.pt"
+        if path.exists():
+            state = load_torch(path, full_config)
+            modules.load_state_dict(state["modules"])
+            return Transformation(psi.eval(), rho, state["history"])
+    mc_loss = MetricCompatibleLoss(config.tau)
+    optimizer = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n = len(labels)
+    batch = min(config.batch_size, n)
+    steps = n // batch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = []
+    for _ in tqdm(range(config.epochs), desc="psi" if config.mc_weight == 0 else "psi+mc", leave=False):
+        modules.train()
+        order = torch.randperm(n, generator=gen)
+        running = 0.0
+        for i in range(steps):
+            idx = order[i * batch : (i + 1) * batch]
+            new, old = new_embeddings[idx], old_embeddings[idx]
+            transformed = psi(new)
+            loss = regression_loss(transformed, old)
+            if config.mc_weight:
+                head = rho(new) if rho is not None else new
+                loss = loss + config.mc_weight * mc_loss(transformed, labels[idx], head, old)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+        history.append(running / steps)
+    if history and not math.isfinite(history[-1]):
+        raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
+    modules.eval()
+    if path is not None:
+        save_torch({"config": full_config, "history": history, "modules": modules.state_dict()}, path)
+    return Transformation(psi, rho, history)

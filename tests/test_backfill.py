@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from backfill_lib.backfill import (
+    TwoPartEmbeddings,
+    backfill_steps,
+    backfilled_mask,
+    check_order,
+    distance_rank_merge,
+    fractions,
+    make_order,
+    rank_gallery,
+    single_space,
+    softmax_entropy,
+    uncertainty_order,
+)
+
+from .conftest import unit
+
+
+def test_backfill_steps_agree_with_masks():
+    order = np.random.default_rng(0).permutation(37)
+    steps = backfill_steps(order, 20)
+    for k, t in enumerate(fractions(20)):
+        np.testing.assert_array_equal(steps <= k, backfilled_mask(order, t))
+    assert steps.min() >= 1 and steps.max() == 20
+
+
+def test_orders():
+    rnd = make_order("random", 50, seed=3)
+    assert sorted(rnd.tolist()) == list(range(50))
+    np.testing.assert_array_equal(rnd, make_order("random", 50, seed=3))
+    logits = torch.tensor([[5.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
+    entropy = softmax_entropy(logits)
+    np.testing.assert_array_equal(uncertainty_order(entropy), [1, 2, 0])
+    assert check_order([2, 0, 1], 3).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="permutation"):
+        check_order([0, 0, 1], 3)
+    with pytest.raises(ValueError, match="unknown backfill order"):
+        make_order("oldest-first", 3)
+    with pytest.raises(ValueError, match="uncertainty"):
+        make_order("uncertainty", 3)
+
+
+def test_two_part_embeddings_reject_bad_input():
+    a, b = unit(5, 4), unit(5, 6)
+    with pytest.raises(ValueError, match="4-dim queries with 6-dim gallery"):
+        TwoPartEmbeddings(a, b, a, a)
+    nan = a.clone()
+    nan[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        single_space(a, nan, a)
+    with pytest.raises(ValueError, match="same gallery"):
+        TwoPartEmbeddings(a, a, a[:4], a[:4])
+
+
+def test_rank_gallery_merges_by_distance():
+    old, new = unit(30, 4, 1), unit(30, 4, 2)
+    parts = distance_rank_merge(old, old, new, new)
+    mask = np.zeros(30, dtype=bool)
+    mask[::2] = True
+    ids, dist = rank_gallery(parts, mask, k=30)
+    d_old = 2 - 2 * old @ old.T
+    d_new = 2 - 2 * new @ new.T
+    expected = torch.where(torch.as_tensor(mask)[None], d_new, d_old).sort(dim=1, stable=True)
+    assert torch.equal(ids, expected.indices) and torch.equal(dist, expected.values)
+    ids, _ = rank_gallery(parts, mask, k=5, exclude_self=True)
+    assert not (ids == torch.arange(30)[:, None]).any()
+    with pytest.raises(ValueError, match="k=31"):
+        rank_gallery(parts, mask, k=31)

@@ -1,0 +1,141 @@
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from backfill_lib.data import (
+    DatasetNotFoundError,
+    augment,
+    load_dataset,
+    make_split,
+    evaluation_set,
+    validation_holdout,
+)
+
+
+def test_digits_loads_offline_with_a_stratified_split():
+    ds = load_dataset("digits")
+    assert ds.train_images.dtype == torch.uint8 and ds.train_images.shape[1:] == (1, 8, 8)
+    assert len(ds.train_images) + len(ds.test_images) == 1797
+    assert ds.num_classes == 10
+    assert torch.bincount(ds.test_labels).min() >= 85  # every class in the test split
+
+
+def write_tree(root, classes=("cat", "dog", "emu"), per_class=3, size=(20, 12)):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in classes:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+
+
+def test_image_folder_is_decoded_resized_and_cached(tmp_path):
+    write_tree(tmp_path / "tree")
+    cache = tmp_path / "cache"
+    ds = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
+    assert ds.class_names == ["cat", "dog", "emu"]
+    assert ds.train_images.shape == (9, 3, 16, 16) and ds.test_labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    assert len(list((cache / "data").glob("imagefolder-*.pt"))) == 1
+    again = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
+    assert torch.equal(again.train_images, ds.train_images)
+
+
+def test_image_folder_without_splits_is_a_clear_error(tmp_path):
+    (tmp_path / "flat" / "cat").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError, match="train/<class>"):
+        load_dataset(f"imagefolder:{tmp_path / 'flat'}")
+
+
+def test_cifar100_pickle_layout_with_the_real_meta(tmp_path, shared_datasets):
+    meta = shared_datasets / "cifar100-meta" / "meta"
+    if not meta.exists():
+        pytest.skip("cifar100-meta/meta not present")
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    shutil.copy(meta, folder / "meta")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 10)):
+        entry = {
+            "data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+            "fine_labels": rng.integers(0, 100, n).tolist(),
+            "coarse_labels": rng.integers(0, 20, n).tolist(),
+            "filenames": [f"img_{i}.png" for i in range(n)],
+        }
+        with open(folder / split, "wb") as fh:
+            pickle.dump(entry, fh)
+    ds = load_dataset("cifar100", data_root=tmp_path)
+    assert ds.num_classes == 100 and ds.class_names[:3] == ["apple", "aquarium_fish", "baby"]
+    assert ds.train_images.shape == (20, 3, 32, 32) and ds.test_labels.shape == (10,)
+    # pixel layout: the first 1024 values are the red plane, row-major
+    with open(folder / "train", "rb") as fh:
+        raw = pickle.load(fh)["data"][0]
+    assert ds.train_images[0, 0, 0, :4].tolist() == raw[:4].tolist()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_missing_cifar_says_how_to_provide_it(tmp_path, name, monkeypatch):
+    monkeypatch.delenv("BACKFILL_DATA_ROOT", raising=False)
+    with pytest.raises(DatasetNotFoundError, match="--data-root"):
+        load_dataset(name)
+    with pytest.raises(DatasetNotFoundError, match="download"):
+        load_dataset(name, data_root=tmp_path)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        load_dataset("mnist")
+
+
+def test_real_cifar10_image_folder(shared_datasets, tmp_path):
+    root = shared_datasets / "cifar10"
+    if not root.is_dir():
+        pytest.skip("cifar10 not present")
+    # decode a two-class, few-image copy: the real JPEGs through the real code path
+    for split in ("train", "test"):
+        for cls in ("airplane", "cat"):
+            (tmp_path / "c10" / split / cls).mkdir(parents=True)
+            for f in sorted((root / split / cls).iterdir())[:4]:
+                shutil.copy(f, tmp_path / "c10" / split / cls / f.name)
+    ds = load_dataset(f"imagefolder:{tmp_path / 'c10'}")
+    assert ds.train_images.shape == (8, 3, 32, 32) and ds.class_names == ["airplane", "cat"]
+    assert 40 < ds.train_images.float().mean() < 220
+
+
+def test_splits():
+    ds = load_dataset("digits")
+    ext = make_split(ds, "extended-class")
+    assert ext.old_classes == 5 and (ds.train_labels[ext.old_indices] < 5).all()
+    assert len(ext.new_indices) == len(ds.train_labels)
+    data = make_split(ds, "extended-data", seed=1)
+    assert len(data.old_indices) == len(ds.train_labels) // 2 and data.old_classes == 10
+    open_ = make_split(ds, "open-class")
+    assert open_.test_classes == (8, 9) and (ds.train_labels[open_.new_indices] < 8).all()
+    _, test_labels = evaluation_set(ds, open_)
+    assert set(test_labels.tolist()) == {8, 9}
+    with pytest.raises(ValueError, match="unknown setting"):
+        make_split(ds, "extended-everything")
+
+
+def test_validation_holdout_is_disjoint_and_stratified():
+    labels = torch.arange(100) % 5
+    fit, val = validation_holdout(labels, 0.2)
+    assert len(set(fit.tolist()) & set(val.tolist())) == 0 and len(fit) + len(val) == 100
+    assert torch.bincount(labels[val]).tolist() == [4] * 5
+
+
+def test_augment_translates_and_flips_colour_images_only():
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(16, 1, 1, 1)
+    out = augment(gray, gen)
+    assert out.shape == gray.shape and out.dtype == torch.uint8
+    # translation only: every non-zero pixel value keeps its row-neighbour relation
+    assert not torch.equal(out, gray)
+    rgb = torch.randint(0, 255, (32, 3, 32, 32), dtype=torch.uint8)
+    a = augment(rgb, torch.Generator().manual_seed(1))
+    b = augment(rgb, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)

@@ -1,0 +1,106 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backfill_lib.losses import (
+    AdvBCTLoss,
+    BCTLoss,
+    ElasticBoundaryLoss,
+    L2Loss,
+    MetricCompatibleLoss,
+    RACTLoss,
+    gradient_reversal,
+    regression_loss,
+    reversal_scale,
+)
+
+from .conftest import unit
+
+
+def toward(target: torch.Tensor, noise: torch.Tensor, w: float) -> torch.Tensor:
+    return F.normalize(w * target + (1 - w) * noise, dim=1)
+
+
+def test_bct_loss_falls_as_new_embeddings_align_with_old_rows():
+    rows = unit(4, 8, 0)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    noise = unit(6, 8, 1)
+    loss = BCTLoss(rows, scale=16.0)
+    values = [loss(toward(rows[labels], noise, w), labels).item() for w in (0.0, 0.5, 0.9, 1.0)]
+    assert values == sorted(values, reverse=True) and values[-1] < 0.05
+
+
+def test_bct_unseen_classes_skip_or_synthesise():
+    rows, means = unit(2, 8, 0), unit(4, 8, 1)
+    labels = torch.tensor([0, 1, 2, 3])
+    e = means[labels]
+    skip = BCTLoss(rows, synthesised=means, unseen="skip")
+    assert skip(e, labels).item() == pytest.approx(BCTLoss(rows)(e[:2], labels[:2]).item())
+    synth = BCTLoss(rows, synthesised=means)
+    assert synth.weight.shape == (4, 8)
+    with pytest.raises(ValueError, match="equal embedding dims"):
+        skip(unit(4, 5), labels)
+    with pytest.raises(ValueError, match="unseen"):
+        BCTLoss(rows, unseen="ignore")
+
+
+def test_gradient_reversal_is_identity_forward_and_scaled_negation_backward():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = gradient_reversal(x, alpha=0.3)
+    assert torch.equal(y, x)
+    (y * torch.arange(4.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * torch.arange(4.0).expand(3, 4))
+    assert reversal_scale(0.0) == 0.0 and 0.99 < reversal_scale(1.0) < 1.0
+
+
+def test_elastic_boundary_is_zero_inside_and_grows_outside():
+    centres = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    radii = torch.tensor([0.2, 0.6])
+    loss = ElasticBoundaryLoss(centres, radii)  # r0 = 0.4
+    b = loss.boundaries().detach()
+    # class 0: r < r0 so the boundary grows beyond r; class 1: it shrinks below r
+    assert b[0] > 0.2 and b[1] < 0.6
+    labels = torch.tensor([0])
+    inside = torch.tensor([[1.0, 0.1]])
+    assert loss(inside, labels).item() == 0.0
+    far = [loss(torch.tensor([[1.0 - s, s]]), labels).item() for s in (0.3, 0.6, 0.9)]
+    assert 0 < far[0] < far[1] < far[2]
+
+
+def test_advbct_trains_the_discriminator_and_reverses_its_gradient():
+    centres, radii = unit(3, 6, 0), torch.full((3,), 0.5)
+    loss = AdvBCTLoss(centres, radii)
+    new = unit(8, 6, 1).requires_grad_(True)
+    labels = torch.arange(8) % 3
+    value = loss(new, labels, old_embeddings=unit(8, 6, 2), progress=0.5)
+    value.backward()
+    assert value.item() > 0 and new.grad is not None
+    assert any(p.grad is not None for p in loss.discriminator.parameters())
+
+
+def test_ract_falls_when_the_new_to_old_positive_wins():
+    labels = torch.tensor([0, 1, 2, 3])
+    old = unit(4, 8, 0)
+    noise = unit(4, 8, 1)
+    loss = RACTLoss(tau=0.05)
+    values = [loss(toward(old, noise, w), labels, old_embeddings=old).item() for w in (0.0, 0.6, 1.0)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_l2_and_regression():
+    a, b = unit(5, 4, 0), unit(5, 4, 1)
+    assert L2Loss()(a, None, old_embeddings=a).item() == 0.0
+    assert regression_loss(a, b).item() == pytest.approx(((a - b) ** 2).sum(1).mean().item())
+    with pytest.raises(ValueError, match="equal embedding dims"):
+        L2Loss()(a, None, old_embeddings=unit(5, 3))
+
+
+def test_metric_compatible_loss_prefers_one_scale_for_both_parts():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    protos_old, protos_new = unit(3, 8, 0), unit(3, 6, 1)
+    old = toward(protos_old[labels], unit(6, 8, 2), 0.8)
+    new = toward(protos_new[labels], unit(6, 6, 3), 0.8)
+    loss = MetricCompatibleLoss(tau=0.1)
+    aligned = loss(old.clone(), labels, new, old)  # psi maps each image onto its old embedding
+    wrong = loss(old[torch.tensor([2, 3, 4, 5, 0, 1])], labels, new, old)
+    assert aligned < wrong

@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from backfill_lib.backfill import (
+    distance_rank_merge,
+    pairwise_distances,
+    random_order,
+    single_space,
+)
+from backfill_lib.metrics import (
+    auc,
+    average_precision,
+    evaluate_curve,
+    mean_average_precision,
+    negative_flip_rate,
+    reference_curve,
+    relative_gain,
+)
+
+from .conftest import unit
+
+
+def brute_force_map(queries, gallery, labels):
+    """Leave-one-out mAP and top-1, one query at a time, with numpy only."""
+    d = (2 - 2 * queries @ gallery.T).numpy()
+    labels = np.asarray(labels)
+    aps, top1 = [], []
+    for i in range(len(d)):
+        others = np.delete(np.arange(len(d)), i)
+        ranking = others[np.argsort(d[i, others], kind="stable")]
+        rel = labels[ranking] == labels[i]
+        if rel.any():
+            hits = np.cumsum(rel)
+            aps.append(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
+            top1.append(rel[0])
+    return np.mean(aps), np.mean(top1)
+
+
+def test_map_and_top1_match_brute_force_and_sklearn():
+    q, g = unit(200, 12, 1), unit(200, 12, 2)
+    labels = torch.randint(0, 6, (200,), generator=torch.Generator().manual_seed(0))
+    curve = evaluate_curve(single_space(q, g, g), labels, np.arange(200), steps=1)
+    ref_map, ref_top1 = brute_force_map(q, g, labels)
+    assert curve.mAP[0] == pytest.approx(ref_map, abs=1e-12)
+    assert curve.top1[0] == pytest.approx(ref_top1, abs=1e-12)
+    # scikit-learn's AP per query (continuous scores have no ties)
+    d = pairwise_distances(q, g).numpy()
+    sk = []
+    for i in range(200):
+        keep = np.arange(200) != i
+        sk.append(average_precision_score(labels.numpy()[keep] == labels[i].item(), -d[i, keep]))
+    assert curve.mAP[0] == pytest.approx(np.mean(sk), abs=1e-12)
+    np.testing.assert_allclose(curve.query_ap[0], sk, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 22])
+def test_fast_curve_equals_reference_with_ties_and_different_dims(chunk):
+    # quantised embeddings produce many exact ties: the tie policy (by gallery index) must agree
+    old = torch.round(unit(150, 4, 3) * 2) / 2
+    new = torch.round(unit(150, 6, 4) * 2) / 2
+    labels = torch.randint(0, 5, (150,), generator=torch.Generator().manual_seed(1))
+    parts = distance_rank_merge(old, old, new, new)
+    order = random_order(150, seed=5)
+    fast = evaluate_curve(parts, labels, order, steps=10, topk=(1, 3), chunk_entries=chunk)
+    ref = reference_curve(parts, labels, order, steps=10, topk=(1, 3))
+    np.testing.assert_allclose(fast.mAP, ref.mAP, atol=1e-12)
+    for k in (1, 3):
+        np.testing.assert_array_equal(fast.cmc[k], ref.cmc[k])
+    np.testing.assert_array_equal(fast.top1_hits, ref.top1_hits)
+
+
+def test_tie_policy_breaks_ties_by_gallery_index():
+    # query 0; items 1 and 2 sit at the same distance; item 2 is relevant, item 1 is not
+    e = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 1, 0, 2])
+    ap = evaluate_curve(single_space(e, e, e), labels, np.arange(4), steps=1).query_ap[0]
+    # ranking of query 0 is [1, 2, 3] (1 before 2 by index): its relevant item is at rank 2
+    assert ap[0] == pytest.approx(0.5)
+    assert average_precision(np.array([False, True, False])) == pytest.approx(0.5)
+
+
+def test_leave_one_out_is_by_index_not_by_vector_equality():
+    # the query's own gallery copy comes from another model (a different vector) and must be
+    # excluded; an identical vector at another index must stay in the ranking
+    old = unit(6, 3, 7)
+    old[5] = old[0]
+    new = old.clone()
+    new[0] = torch.nn.functional.normalize(torch.tensor([1.0, 2.0, 3.0]), dim=0)
+    labels = torch.tensor([0, 1, 1, 1, 1, 0])
+    parts = single_space(old, new, new)  # query = old vector, gallery = new vectors
+    ap = evaluate_curve(parts, labels, np.arange(6), steps=1).query_ap[0]
+    assert ap[0] == pytest.approx(1.0)  # item 5 (identical vector, same class) ranks first
+
+
+def test_drm_starts_at_old_old_and_ends_at_new_new_exactly_for_any_order():
+    old, new = unit(300, 8, 1), unit(300, 16, 2)
+    labels = torch.randint(0, 7, (300,), generator=torch.Generator().manual_seed(3))
+    old_old = evaluate_curve(single_space(old, old, old), labels, np.arange(300))
+    new_new = evaluate_curve(single_space(new, new, new), labels, np.arange(300))
+    orders = [random_order(300, s) for s in range(3)] + [np.arange(300)[::-1].copy()]
+    for order in orders:
+        drm = evaluate_curve(distance_rank_merge(old, old, new, new), labels, order)
+        assert drm.mAP[0] == old_old.mAP[0] and drm.mAP[-1] == new_new.mAP[-1]
+        assert drm.top1[0] == old_old.top1[0] and drm.top1[-1] == new_new.top1[-1]
+
+
+def test_queries_without_relevant_items_are_left_out():
+    e = unit(5, 3, 0)
+    labels = torch.tensor([0, 0, 1, 1, 2])  # class 2 has a single item
+    curve = evaluate_curve(single_space(e, e, e), labels, np.arange(5), steps=1)
+    assert np.isnan(curve.query_ap[0, 4]) and not curve.top1_hits[0, 4]
+    assert curve.mAP[0] == pytest.approx(np.nanmean(curve.query_ap[0]))
+
+
+def test_auc_gain_and_flip_rate():
+    assert auc(np.array([0.2, 0.4, 0.6])) == pytest.approx(0.4)
+    assert relative_gain(0.4, 0.2, 0.6) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="no gain"):
+        relative_gain(0.4, 0.3, 0.3)
+    reference = np.array([True, True, False, False])
+    hits = np.array([[True, True, False, False], [False, True, True, False]])
+    assert negative_flip_rate(reference, hits) == pytest.approx(1 / 8)
+
+
+def test_mean_average_precision_single_space():
+    e = unit(120, 5, 9)
+    labels = torch.arange(120) % 4
+    assert mean_average_precision(e, e, labels) == pytest.approx(brute_force_map(e, e, labels)[0])
+
+
+def test_bad_input_is_named():
+    e = unit(10, 4, 0)
+    with pytest.raises(ValueError, match="queries every gallery item"):
+        evaluate_curve(single_space(e, e, e), torch.zeros(9, dtype=torch.long), np.arange(10))
+    with pytest.raises(ValueError, match="no query has a relevant item"):
+        evaluate_curve(single_space(e, e, e), torch.arange(10), np.arange(10))

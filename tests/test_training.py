@@ -1,0 +1,135 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from backfill_lib.data import load_dataset
+from backfill_lib.models import ARCHITECTURES, EmbeddingModel, make_backbone
+from backfill_lib.storage import ConfigMismatchError, load_torch, save_torch
+from backfill_lib.training import (
+    ClassifierObjective,
+    TrainConfig,
+    TrainingDivergedError,
+    TransformConfig,
+    accuracy,
+    embed,
+    fit,
+    fit_transformation,
+    train_or_load,
+)
+
+from .conftest import unit
+
+CONFIG = TrainConfig(arch="cnn-small", embed_dim=16, epochs=4, batch_size=64, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def build(ds):
+    def make():
+        torch.manual_seed(0)
+        mean, std = ds.channel_stats()
+        return EmbeddingModel("cnn-small", 16, 10, 1, mean, std), ClassifierObjective()
+
+    return make
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_backbone_gives_its_feature_size(arch):
+    net = make_backbone(arch, 3).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, net.out_dim)
+
+
+def test_a_short_training_run_learns(digits, tmp_path):
+    model, _, history = train_or_load(
+        "new", {"test": "learns"}, build(digits), digits.train_images, digits.train_labels, CONFIG, tmp_path
+    )
+    acc = accuracy(model, digits.test_images, digits.test_labels)
+    assert acc > 0.8, f"test accuracy {acc:.2f} (chance 0.10)"
+    assert history[-1] < 0.5 * history[0]
+    emb = embed(model, digits.test_images)
+    assert emb.shape == (len(digits.test_images), 16)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-5)
+
+
+def test_checkpoints_are_cached_by_config(digits, tmp_path, monkeypatch):
+    args = (build(digits), digits.train_images, digits.train_labels)
+    cfg = replace(CONFIG, epochs=1)
+    first, _, _ = train_or_load("old", {"k": 1}, *args, cfg, tmp_path)
+
+    def no_training(*a, **k):
+        raise AssertionError("a cached configuration was retrained")
+
+    monkeypatch.setattr("backfill_lib.training.fit", no_training)
+    again, _, _ = train_or_load("old", {"k": 1}, *args, cfg, tmp_path)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(AssertionError, match="retrained"):
+        train_or_load("old", {"k": 2}, *args, cfg, tmp_path)  # another config trains
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(digits, tmp_path):
+    images, labels = digits.train_images[:256], digits.train_labels[:256]
+    cfg = replace(CONFIG, epochs=3)
+    reference, objective = build(digits)()
+    fit(reference, objective, images, labels, cfg)
+
+    class Interrupt(ClassifierObjective):
+        calls = 0
+
+        def forward(self, *args):
+            Interrupt.calls += 1
+            if Interrupt.calls > 6:  # 4 steps per epoch: dies in the second epoch
+                raise KeyboardInterrupt
+            return super().forward(*args)
+
+    ckpt = tmp_path / "run.pt"
+    model, _ = build(digits)()
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, Interrupt(), images, labels, cfg, ckpt, {"run": 1})
+    partial = tmp_path / "run.partial.pt"
+    assert load_torch(partial)["epoch"] == 1
+    resumed, objective = build(digits)()
+    fit(resumed, objective, images, labels, cfg, ckpt, {"run": 1})
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_a_checkpoint_from_another_config_is_refused(tmp_path):
+    save_torch({"config": {"arch": "resnet20", "epochs": 30}, "model": {}}, tmp_path / "c.pt")
+    with pytest.raises(ConfigMismatchError, match="epochs"):
+        load_torch(tmp_path / "c.pt", {"arch": "resnet20", "epochs": 10})
+
+
+def test_divergence_is_reported(digits):
+    class NaNObjective(ClassifierObjective):
+        def forward(self, *args):
+            return super().forward(*args) * float("nan")
+
+    model, _ = build(digits)()
+    with pytest.raises(TrainingDivergedError, match="learning rate"):
+        fit(model, NaNObjective(), digits.train_images[:128], digits.train_labels[:128], CONFIG)
+
+
+def test_reverse_transformation_reduces_held_out_regression_error():
+    # old = a fixed nonlinear function of new: psi must learn it from 800 pairs
+    new = unit(1000, 12, 0)
+    mix = torch.randn(12, 8, generator=torch.Generator().manual_seed(1))
+    old = torch.nn.functional.normalize(torch.tanh(new @ mix), dim=1)
+    labels = torch.arange(1000) % 5
+    untrained = fit_transformation(new[:800], old[:800], labels[:800], TransformConfig(epochs=0))
+    trained = fit_transformation(new[:800], old[:800], labels[:800], TransformConfig(epochs=30))
+
+    def error(t):
+        return ((t.transform(new[800:]) - old[800:]) ** 2).sum(1).mean().item()
+
+    assert error(trained) < 0.25 * error(untrained)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = new.clone()
+        bad[0, 0] = float("nan")
+        fit_transformation(bad, old, labels)
