@@ -13,8 +13,9 @@ rt            d(psi(phi_n(q)), phi_o(g)) d(phi_n(q), phi_n(g))      1
 ============  =========================  =========================  ===================
 
 All embeddings are unit vectors and d(a, b) = ||a - b||^2 = 2 - 2<a, b>. Ranking the union
-of both parts by that one distance is the merge. Ties are broken by gallery index (lower
-first), so every ranking is a strict order.
+of both parts by that one distance is the merge. In code every ranking sorts the inner
+product <a, b> in descending order (the same order without the rounding of ``2 - 2s``),
+and ties are broken by gallery index (lower first), so every ranking is a strict order.
 """
 
 from __future__ import annotations
@@ -169,14 +170,15 @@ def pairwise_distances(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Te
     return 2.0 - 2.0 * queries @ gallery.T
 
 
-def mixed_distances(
+def mixed_similarities(
     parts: TwoPartEmbeddings, backfilled: np.ndarray | torch.Tensor, queries: torch.Tensor | slice = slice(None)
 ) -> torch.Tensor:
-    """The merged distances ``(Q', N)``: each item scored by the rule of the part it is in."""
+    """Merged inner products ``(Q', N)``: each item scored by the rule of the part it is in
+    (the distance is ``2 - 2 *`` this)."""
     mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)
-    d_old = pairwise_distances(parts.query_old[queries], parts.gallery_old)
-    d_new = pairwise_distances(parts.query_new[queries], parts.gallery_new)
-    return torch.where(mask[None], d_new, d_old)
+    s_old = parts.query_old[queries] @ parts.gallery_old.T
+    s_new = parts.query_new[queries] @ parts.gallery_new.T
+    return torch.where(mask[None], s_new, s_old)
 
 
 def rank_gallery(
@@ -191,11 +193,11 @@ def rank_gallery(
     ``exclude_self`` drops gallery item ``i`` from query ``i``'s ranking (leave-one-out,
     when the query set is the gallery).
     """
-    d = mixed_distances(parts, backfilled, queries)
+    sim = mixed_similarities(parts, backfilled, queries)
     if exclude_self:
         ids = torch.arange(parts.num_queries)[queries]
-        d[torch.arange(len(d)), ids] = float("inf")
-    if not 1 <= k <= d.shape[1] - int(exclude_self):
-        raise ValueError(f"k={k} must be between 1 and the gallery size {d.shape[1]}")
-    dist, idx = torch.sort(d, dim=1, stable=True)
-    return idx[:, :k], dist[:, :k]
+        sim[torch.arange(len(sim)), ids] = float("-inf")
+    if not 1 <= k <= sim.shape[1] - int(exclude_self):
+        raise ValueError(f"k={k} must be between 1 and the gallery size {sim.shape[1]}")
+    top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
+    return idx[:, :k], 2.0 - 2.0 * top[:, :k]

@@ -1,0 +1,206 @@
+"""``BackfillIndex``: the online-backfilling merge served on faiss.
+
+Two faiss indexes, an old part holding ``phi_o`` embeddings of the items not yet
+backfilled and a new part holding the re-extracted ones. ``backfill(ids, embeddings)``
+moves items from the old part to the new. ``search`` queries both parts and merges their
+results by the one distance ``d = 2 - 2<q, g>`` (unit vectors, inner-product indexes):
+
+- ``rt`` rule: ``search(q_new, k)`` scores the old part with ``transform(q_new)`` (psi,
+  given at construction) and the new part with ``q_new``: one backbone pass per query.
+- ``drm`` rule: ``search(q_new, k, old_query=q_old)`` uses the caller's old-model query.
+
+The parts are exact (``"Flat"``) by default; any faiss factory string works (``"IVF256,Flat"``,
+``"HNSW32"``...). Indexes that cannot remove items (HNSW) keep backfilled items in the old
+part and exclude them at search time with an ID selector.
+
+Backfilling an id that is already in the new part is a no-op (so a resumed backfill job can
+replay its last batch safely); :meth:`backfill` returns how many items actually moved.
+``save``/``load`` write one ``.npz`` file atomically: a crash mid-save leaves the previous
+file intact. The transform is code, not data: pass it again to :meth:`load`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import faiss
+import numpy as np
+
+from .storage import atomic_write
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+class SearchResult(NamedTuple):
+    """Merged top-k: ``distances (Q, k)`` ascending, ``ids (Q, k)``, ``from_new (Q, k)``."""
+
+    distances: np.ndarray
+    ids: np.ndarray
+    from_new: np.ndarray
+
+
+def _as_matrix(x: np.ndarray, dim: int, name: str) -> np.ndarray:
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return x
+
+
+class BackfillIndex:
+    """An online-backfilling gallery: old part + new part, merged at search time.
+
+    ``old_embeddings (N, d_o)`` unit vectors of the whole gallery; ``ids (N,)`` int64
+    (default ``0..N-1``); ``new_dim`` the new model's dimension; ``transform`` psi
+    ``(Q, d_n) -> (Q, d_o)`` for the ``rt`` rule.
+    """
+
+    def __init__(
+        self,
+        old_embeddings: np.ndarray,
+        new_dim: int,
+        ids: np.ndarray | None = None,
+        transform: Transform | None = None,
+        factory: str = "Flat",
+    ) -> None:
+        old = _as_matrix(old_embeddings, np.shape(old_embeddings)[-1], "old_embeddings")
+        self.old_dim, self.new_dim, self.factory = old.shape[1], int(new_dim), factory
+        self.ids = np.arange(len(old), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        if self.ids.shape != (len(old),) or len(np.unique(self.ids)) != len(old):
+            raise ValueError("ids must be one unique int64 id per gallery item")
+        self.transform = transform
+        self._position = {int(i): p for p, i in enumerate(self.ids)}
+        self.backfilled = np.zeros(len(old), dtype=bool)
+        self._old = self._make_index(self.old_dim, old)
+        self._old.add_with_ids(old, self.ids)
+        self._new = self._make_index(self.new_dim, None)
+        self._old_removes = True
+
+    def _make_index(self, dim: int, training: np.ndarray | None) -> faiss.Index:
+        inner = faiss.index_factory(dim, self.factory, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIDMap2(inner)
+        if not index.is_trained and training is not None:
+            index.train(training)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def fraction_backfilled(self) -> float:
+        """Share of the gallery already in the new part."""
+        return float(self.backfilled.mean())
+
+    def backfill(self, ids: np.ndarray, new_embeddings: np.ndarray) -> int:
+        """Move ``ids`` to the new part with ``new_embeddings (n, d_n)``; return how many moved.
+
+        Ids already backfilled are skipped (no-op). Unknown ids, duplicates within the call,
+        wrong dims or NaN are errors, and nothing is changed.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        emb = _as_matrix(new_embeddings, self.new_dim, "new_embeddings")
+        if len(emb) != len(ids):
+            raise ValueError(f"{len(ids)} ids but {len(emb)} embeddings")
+        unknown = [int(i) for i in ids if int(i) not in self._position]
+        if unknown:
+            raise KeyError(f"unknown gallery ids {unknown[:5]}: only ids given at construction exist")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("the same id appears twice in one backfill call")
+        positions = np.array([self._position[int(i)] for i in ids], dtype=np.int64)
+        fresh = ~self.backfilled[positions]
+        ids, emb, positions = ids[fresh], emb[fresh], positions[fresh]
+        if not len(ids):
+            return 0
+        if not self._new.is_trained:
+            self._new.train(emb)
+        self._new.add_with_ids(emb, ids)
+        if self._old_removes:
+            try:
+                self._old.remove_ids(faiss.IDSelectorBatch(ids))
+            except RuntimeError:  # e.g. HNSW: fall back to excluding at search time
+                self._old_removes = False
+        self.backfilled[positions] = True
+        return len(ids)
+
+    def search(self, query: np.ndarray, k: int, old_query: np.ndarray | None = None) -> SearchResult:
+        """Merged top-``k`` for new-model queries ``(Q, d_n)``.
+
+        The old part is searched with ``old_query (Q, d_o)`` if given (drm), else with
+        ``transform(query)`` (rt).
+        """
+        query = _as_matrix(query, self.new_dim, "query")
+        if not 1 <= k <= len(self):
+            raise ValueError(f"k={k} must be between 1 and the gallery size {len(self)}")
+        if old_query is None:
+            if self.transform is None:
+                raise ValueError(
+                    "no old-space query: pass old_query (drm) or build the index with a transform (rt)"
+                )
+            old_query = self.transform(query)
+        old_query = _as_matrix(old_query, self.old_dim, "old_query")
+        if len(old_query) != len(query):
+            raise ValueError("query and old_query must hold the same number of rows")
+        parts = [self._search_part(self._new, query, k, True)]
+        parts.append(self._search_part(self._old, old_query, k, False))
+        sims = np.concatenate([p[0] for p in parts], axis=1)
+        ids = np.concatenate([p[1] for p in parts], axis=1)
+        new = np.concatenate([p[2] for p in parts], axis=1)
+        order = np.lexsort((ids, -sims), axis=1)[:, :k]  # highest similarity, then lowest id
+        take = np.take_along_axis
+        dist = (2.0 - 2.0 * take(sims, order, 1)).astype(np.float32)
+        return SearchResult(dist, take(ids, order, 1), take(new, order, 1))
+
+    def _search_part(
+        self, index: faiss.Index, query: np.ndarray, k: int, is_new: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        params = None
+        if not is_new and not self._old_removes and self.backfilled.any():
+            params = faiss.SearchParameters(
+                sel=faiss.IDSelectorNot(faiss.IDSelectorBatch(self.ids[self.backfilled]))
+            )
+        sims, ids = index.search(query, k, params=params)
+        sims = np.where(ids >= 0, sims, -np.inf)  # faiss pads missing results with id -1
+        return sims, ids, np.full(ids.shape, is_new)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to ``path`` (``.npz``) atomically."""
+        meta = {
+            "old_dim": self.old_dim,
+            "new_dim": self.new_dim,
+            "factory": self.factory,
+            "old_removes": self._old_removes,
+        }
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    ids=self.ids,
+                    backfilled=self.backfilled,
+                    old=faiss.serialize_index(self._old),
+                    new=faiss.serialize_index(self._new),
+                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                )
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path, transform: Transform | None = None) -> BackfillIndex:
+        """Read an index written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(data["meta"].tobytes())
+            self = cls.__new__(cls)
+            self.old_dim, self.new_dim = meta["old_dim"], meta["new_dim"]
+            self.factory, self._old_removes = meta["factory"], meta["old_removes"]
+            self.ids, self.backfilled = data["ids"], data["backfilled"].copy()
+            self._old = faiss.deserialize_index(data["old"])
+            self._new = faiss.deserialize_index(data["new"])
+        self.transform = transform
+        self._position = {int(i): p for p, i in enumerate(self.ids)}
+        return self

@@ -1,0 +1,34 @@
+"""Wall time of training psi with the metric-compatible loss (``rt+mc``) on the embedded default.
+
+Trains (or loads) the old and new models first, then times ``fit_transformation`` alone on
+their cached training embeddings, with the default ``TransformConfig(mc_weight=1)``.
+Goal: under 10 s on a 2-core CPU.
+
+    python bench/rt_mc_training.py
+
+Last line: ``ratio <seconds / 10 s goal>``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.training import fit_transformation
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        exp = Experiment(default_config("digits"), cache_dir=cache)
+        new, old = exp.embeddings("new", "train"), exp.embeddings("old", "train")
+        labels = exp.train_data[1]
+        start = time.perf_counter()
+        fit_transformation(new, old, labels, exp.config.rt_mc)
+        seconds = time.perf_counter() - start
+    print(f"rt+mc psi training on digits ({len(labels)} images, {exp.config.rt_mc.epochs} epochs): {seconds:.2f} s")
+    print(f"ratio {seconds / 10:.3f}")
+
+
+if __name__ == "__main__":
+    main()

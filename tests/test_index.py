@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from backfill_lib.backfill import rank_gallery, reverse_transformation
+from backfill_lib.index import BackfillIndex
+
+from .conftest import unit
+
+N, D_OLD, D_NEW = 400, 8, 12
+OLD, NEW, QUERIES = unit(N, D_OLD, 1), unit(N, D_NEW, 2), unit(25, D_NEW, 3)
+MIX = torch.randn(D_NEW, D_OLD, generator=torch.Generator().manual_seed(4))
+
+
+def psi(q: np.ndarray) -> np.ndarray:
+    out = torch.as_tensor(q) @ MIX
+    return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+def make_index(**kw) -> BackfillIndex:
+    return BackfillIndex(OLD.numpy(), D_NEW, transform=psi, **kw)
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32"])
+def test_search_equals_the_brute_force_merged_ranking(factory):
+    index = make_index(factory=factory)
+    order = np.random.default_rng(0).permutation(N)
+    parts = reverse_transformation(torch.as_tensor(psi(QUERIES.numpy())), OLD, QUERIES, NEW)
+    done = 0
+    for fraction in (0.0, 0.25, 0.5, 0.9, 1.0):
+        upto = int(fraction * N)
+        index.backfill(order[done:upto], NEW.numpy()[order[done:upto]])
+        done = upto
+        assert index.fraction_backfilled == pytest.approx(upto / N)
+        result = index.search(QUERIES.numpy(), k=10)
+        ids, dist = rank_gallery(parts, index.backfilled, k=10)
+        if factory == "Flat":
+            np.testing.assert_array_equal(result.ids, ids.numpy())
+        else:  # HNSW is approximate: nearly all of the exact top-10 is found
+            overlap = np.mean([len(set(a) & set(b)) for a, b in zip(result.ids, ids.numpy())])
+            assert overlap >= 9
+        np.testing.assert_array_equal(result.from_new, index.backfilled[result.ids])
+        if factory == "Flat":
+            np.testing.assert_allclose(result.distances, dist.numpy(), atol=1e-5)
+
+
+def test_drm_rule_uses_the_given_old_query():
+    index = make_index()
+    index.backfill(np.arange(0, N, 2), NEW.numpy()[::2])
+    old_q = unit(25, D_OLD, 9)
+    from backfill_lib.backfill import distance_rank_merge
+
+    parts = distance_rank_merge(old_q, OLD, QUERIES, NEW)
+    result = index.search(QUERIES.numpy(), 7, old_query=old_q.numpy())
+    np.testing.assert_array_equal(result.ids, rank_gallery(parts, index.backfilled, 7)[0].numpy())
+
+
+def test_backfill_is_idempotent():
+    index = make_index()
+    assert index.backfill([3, 4], NEW.numpy()[[3, 4]]) == 2
+    before = index.search(QUERIES.numpy(), 20)
+    assert index.backfill([4, 3], NEW.numpy()[[4, 3]]) == 0  # replaying a batch: no-op
+    after = index.search(QUERIES.numpy(), 20)
+    np.testing.assert_array_equal(before.ids, after.ids)
+    assert index.fraction_backfilled == pytest.approx(2 / N)
+
+
+def test_save_load_round_trip_and_interrupted_save(tmp_path, monkeypatch):
+    index = make_index()
+    index.backfill(np.arange(100), NEW.numpy()[:100])
+    path = tmp_path / "gallery.npz"
+    index.save(path)
+    loaded = BackfillIndex.load(path, transform=psi)
+    np.testing.assert_array_equal(
+        loaded.search(QUERIES.numpy(), 15).ids, index.search(QUERIES.numpy(), 15).ids
+    )
+    # a crash in the middle of the next save must leave the previous file intact
+    index.backfill(np.arange(100, 300), NEW.numpy()[100:300])
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        index.save(path)
+    survivor = BackfillIndex.load(path, transform=psi)
+    assert survivor.fraction_backfilled == pytest.approx(100 / N)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_bad_input_is_a_clear_error():
+    index = make_index()
+    with pytest.raises(KeyError, match="unknown gallery ids"):
+        index.backfill([N + 5], NEW.numpy()[:1])
+    with pytest.raises(ValueError, match=r"shape \(n, 12\)"):
+        index.backfill([1], OLD.numpy()[:1])
+    bad = NEW.numpy()[:1].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        index.backfill([1], bad)
+    with pytest.raises(ValueError, match="twice"):
+        index.backfill([1, 1], NEW.numpy()[:2])
+    with pytest.raises(ValueError, match="k=401"):
+        index.search(QUERIES.numpy(), N + 1)
+    with pytest.raises(ValueError, match="old_query"):
+        BackfillIndex(OLD.numpy(), D_NEW).search(QUERIES.numpy(), 3)
+    assert index.fraction_backfilled == 0.0
