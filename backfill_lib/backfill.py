@@ -79,13 +79,18 @@ class TwoPartEmbeddings:
         return len(self.gallery_old)
 
 
-def single_space(query: torch.Tensor, gallery_old: torch.Tensor, gallery_new: torch.Tensor) -> TwoPartEmbeddings:
+def single_space(
+    query: torch.Tensor, gallery_old: torch.Tensor, gallery_new: torch.Tensor
+) -> TwoPartEmbeddings:
     """One query embedding against both parts (compatible models, or new/old)."""
     return TwoPartEmbeddings(query, gallery_old, query, gallery_new, forward_passes=1)
 
 
 def distance_rank_merge(
-    query_old: torch.Tensor, gallery_old: torch.Tensor, query_new: torch.Tensor, gallery_new: torch.Tensor
+    query_old: torch.Tensor,
+    gallery_old: torch.Tensor,
+    query_new: torch.Tensor,
+    gallery_new: torch.Tensor,
 ) -> TwoPartEmbeddings:
     """DRM: each part is queried in its own model's space (two forward passes per query)."""
     return TwoPartEmbeddings(query_old, gallery_old, query_new, gallery_new, forward_passes=2)
@@ -98,7 +103,9 @@ def reverse_transformation(
     gallery_new: torch.Tensor,
 ) -> TwoPartEmbeddings:
     """RT: the old part is queried with psi(phi_n(q)), the new part with phi_n(q) (one pass)."""
-    return TwoPartEmbeddings(transformed_query, gallery_old, query_new, gallery_new, forward_passes=1)
+    return TwoPartEmbeddings(
+        transformed_query, gallery_old, query_new, gallery_new, forward_passes=1
+    )
 
 
 def random_order(n: int, seed: int = 0) -> np.ndarray:
@@ -126,7 +133,9 @@ def check_order(order: np.ndarray | torch.Tensor | list[int], n: int) -> np.ndar
     return order.astype(np.int64)
 
 
-def make_order(kind: str, n: int, seed: int = 0, uncertainty: torch.Tensor | None = None) -> np.ndarray:
+def make_order(
+    kind: str, n: int, seed: int = 0, uncertainty: torch.Tensor | None = None
+) -> np.ndarray:
     """An order by name: ``random`` (seeded) or ``uncertainty`` (needs ``uncertainty``)."""
     if kind == "random":
         return random_order(n, seed)
@@ -171,7 +180,9 @@ def pairwise_distances(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Te
 
 
 def mixed_similarities(
-    parts: TwoPartEmbeddings, backfilled: np.ndarray | torch.Tensor, queries: torch.Tensor | slice = slice(None)
+    parts: TwoPartEmbeddings,
+    backfilled: np.ndarray | torch.Tensor,
+    queries: torch.Tensor | slice = slice(None),
 ) -> torch.Tensor:
     """Merged inner products ``(Q', N)``: each item scored by the rule of the part it is in
     (the distance is ``2 - 2 *`` this)."""
@@ -201,3 +212,35 @@ def rank_gallery(
         raise ValueError(f"k={k} must be between 1 and the gallery size {sim.shape[1]}")
     top, idx = torch.sort(sim, dim=1, descending=True, stable=True)
     return idx[:, :k], 2.0 - 2.0 * top[:, :k]
+
+
+def part_distances(
+    parts: TwoPartEmbeddings,
+    labels: torch.Tensor,
+    backfilled: np.ndarray | torch.Tensor,
+    queries: torch.Tensor,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Distances from ``queries`` (gallery ids, leave-one-out) to each part's items.
+
+    Returns ``(old_part, new_part)``, each ``{"relevant": (m,), "irrelevant": (m',)}``:
+    what a merge compares. It is calibrated when both parts' relevant distances lie below
+    both parts' irrelevant ones.
+    """
+    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)[None]
+    rows = torch.arange(len(queries))
+    relevant = labels[queries][:, None] == labels[None]
+    keep = torch.ones_like(relevant)
+    keep[rows, queries] = False
+    out = []
+    for q, g, in_part in (
+        (parts.query_old, parts.gallery_old, ~mask & keep),
+        (parts.query_new, parts.gallery_new, mask & keep),
+    ):
+        dist = pairwise_distances(q[queries], g)
+        out.append(
+            {
+                "relevant": dist[in_part & relevant].numpy(),
+                "irrelevant": dist[in_part & ~relevant].numpy(),
+            }
+        )
+    return out[0], out[1]

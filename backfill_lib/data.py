@@ -138,7 +138,7 @@ def load_cifar(name: str, data_root: str | Path, download: bool = False) -> Imag
     if missing:
         raise DatasetNotFoundError(
             f"{name}: {folder} lacks {', '.join(missing)}. Put torchvision's {spec['folder']}/ "
-            f"there (e.g. python -c \"import torchvision; torchvision.datasets."
+            f'there (e.g. python -c "import torchvision; torchvision.datasets.'
             f"{'CIFAR10' if name == 'cifar10' else 'CIFAR100'}('{data_root}', download=True)\" "
             "on a machine that is online), or pass --download."
         )
@@ -190,7 +190,9 @@ def load_image_folder(
     class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     files = {split: _list_images(root / split, class_names) for split in ("train", test_name)}
     listing = [
-        (split, str(f.relative_to(root)), f.stat().st_size) for split in files for f, _ in files[split]
+        (split, str(f.relative_to(root)), f.stat().st_size)
+        for split in files
+        for f, _ in files[split]
     ]
     key = config_key({"root": str(root), "size": image_size, "files": listing})
     cache_file = Path(cache_dir) / "data" / f"imagefolder-{key}.pt" if cache_dir else None
@@ -343,4 +345,3 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> t
         flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
         out[flip] = out[flip].flip(-1)
     return out
-

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import backfill as bf
-from .data import ImageDataset, Split, load_dataset, make_split, evaluation_set, validation_holdout
+from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
 from .metrics import auc, evaluate_curve, mean_average_precision, negative_flip_rate, relative_gain
 from .models import EmbeddingModel
@@ -28,6 +28,7 @@ from .training import (
     TrainConfig,
     Transformation,
     TransformConfig,
+    checkpoint_path,
     embed,
     fit_transformation,
     train_or_load,
@@ -117,13 +118,17 @@ class Experiment:
         self.config = replace(config, methods=check_methods(config.methods))
         for order in config.orders:
             if order not in bf.ORDERS:
-                raise ValueError(f"unknown backfill order {order!r}; choose one of {', '.join(bf.ORDERS)}")
+                raise ValueError(
+                    f"unknown backfill order {order!r}; choose one of {', '.join(bf.ORDERS)}"
+                )
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._data_args = (data_root, download)
         if dataset is not None:
             self.__dict__["dataset"] = dataset
         self._models: dict[str, EmbeddingModel] = {}
         self._keys: dict[str, str] = {}
+        self._embeddings: dict[str, torch.Tensor] = {}
+        self._transforms: dict[str, Transformation] = {}
 
     @cached_property
     def dataset(self) -> ImageDataset:
@@ -190,23 +195,64 @@ class Experiment:
         return self._models[name]
 
     def model_key(self, name: str) -> str:
+        """The cache key of model ``name`` (trains or loads it, and the old model it needs)."""
         self.model(name)
         return self._keys[name]
 
-    def _train(self, name: str) -> EmbeddingModel:
-        split, ds = self.split, self.dataset
+    def train_compatible(self, method: str) -> EmbeddingModel:
+        """Train (or load) a compatible new model against the frozen, *cached* old model.
+
+        Unlike :meth:`model`, this refuses to train the old model on the way: a compatible
+        recipe is only meaningful against the old model that built the gallery.
+        """
+        if method not in COMPATIBLE_METHODS:
+            raise ValueError(
+                f"unknown compatible method {method!r}; "
+                f"choose one of {', '.join(COMPATIBLE_METHODS)}"
+            )
+        if "old" not in self._models and not self.checkpoint_path("old").exists():
+            raise FileNotFoundError(
+                f"{method} trains against the cached old model, but {self.checkpoint_path('old')} "
+                "does not exist: train it first with `backfill train --model old` (same options)"
+            )
+        return self.model(method)
+
+    def _spec(self, name: str) -> tuple[dict, TrainConfig, torch.Tensor, int]:
+        """``(cache_config, train config, training indices, classes)`` of a model."""
+        split = self.split
         if name == "old":
-            train, idx, n_cls, extra = self.config.old, split.old_indices, split.old_classes, {}
-        elif name == "new" or name in COMPATIBLE_METHODS:
-            train, idx, n_cls = self.config.new, split.new_indices, split.new_classes
+            return (
+                self._cache_config(name, self.config.old, {}),
+                self.config.old,
+                split.old_indices,
+                split.old_classes,
+            )
+        if name == "new" or name in COMPATIBLE_METHODS:
             extra = {}
             if name != "new":
                 extra = {"old": self.model_key("old"), "loss": self.config.compatible_losses[name]}
-        else:
-            raise ValueError(f"unknown model {name!r}; choose old, new or one of {COMPATIBLE_METHODS}")
-        cache_config = {"role": name, **self._data_id(), "train": asdict(train), **extra}
+            train = self.config.new
+            return (
+                self._cache_config(name, train, extra),
+                train,
+                split.new_indices,
+                split.new_classes,
+            )
+        raise ValueError(
+            f"unknown model {name!r}; choose old, new or one of {', '.join(COMPATIBLE_METHODS)}"
+        )
+
+    def _cache_config(self, name: str, train: TrainConfig, extra: dict) -> dict:
+        return {"role": name, **self._data_id(), "train": asdict(train), **extra}
+
+    def checkpoint_path(self, name: str) -> Path:
+        """Where model ``name``'s checkpoint for this configuration lives (or will)."""
+        return checkpoint_path(self.cache_dir, name, self._spec(name)[0])
+
+    def _train(self, name: str) -> EmbeddingModel:
+        cache_config, train, idx, n_cls = self._spec(name)
         self._keys[name] = config_key(cache_config)
-        images, labels = ds.train_images[idx], ds.train_labels[idx]
+        images, labels = self.dataset.train_images[idx], self.dataset.train_labels[idx]
 
         def build():
             model = self._new_model(train, n_cls)
@@ -216,14 +262,17 @@ class Experiment:
             if old.embed_dim != train.embed_dim:
                 raise ValueError(
                     f"{name} needs equal embedding dims, but the old model has {old.embed_dim} "
-                    f"and the new config {train.embed_dim}: set the new embed_dim to {old.embed_dim}"
+                    f"and the new config {train.embed_dim}: "
+                    f"set the new embed_dim to {old.embed_dim}"
                 )
             options = dict(self.config.compatible_losses[name])
             weight = options.pop("weight", 1.0)
             loss = self._compatible_loss(name, old, images, labels, options)
             return model, CompatibleObjective(old, loss, weight)
 
-        model, _, _ = train_or_load(name, cache_config, build, images, labels, train, self.cache_dir)
+        model, _, _ = train_or_load(
+            name, cache_config, build, images, labels, train, self.cache_dir
+        )
         return model
 
     def _compatible_loss(
@@ -254,20 +303,21 @@ class Experiment:
         """Embeddings ``(N, d)`` of model ``name`` on the ``test`` set or the ``train`` images
         of the new model's split (cached on disk by model key)."""
         key = f"{name}-{self.model_key(name)}-{split}"
-        if key not in self.__dict__.setdefault("_emb", {}):
+        if key not in self._embeddings:
             path = self.cache_dir / "embeddings" / f"{key}.pt"
             if path.exists():
                 emb = load_torch(path)
             else:
                 images = self.test_data[0] if split == "test" else self.train_data[0]
-                emb = save_torch_and_return(embed(self.model(name), images), path)
-            self._emb[key] = emb
-        return self._emb[key]
+                emb = embed(self.model(name), images)
+                save_torch(emb, path)
+            self._embeddings[key] = emb
+        return self._embeddings[key]
 
     def transformation(self, method: str) -> Transformation:
         """psi for ``rt`` (regression only) or ``rt+mc`` (regression + metric-compatible)."""
         cfg = self.config.rt if method == "rt" else self.config.rt_mc
-        if not self.__dict__.setdefault("_transforms", {}).get(method):
+        if method not in self._transforms:
             self._transforms[method] = fit_transformation(
                 self.embeddings("new", "train"),
                 self.embeddings("old", "train"),
@@ -305,10 +355,17 @@ class Experiment:
         uncertainty = bf.softmax_entropy(self.model("old").classifier(old).detach())
         return bf.make_order(kind, len(old), self.config.order_seed, uncertainty)
 
-    def compatibility(self) -> dict:
+    def compatibility(self, models: tuple[str, ...] | None = None) -> dict:
         """The cross-model mAP matrix (rows query model, columns gallery model) and, per
-        compatible method, the criterion, the update gain and the cost of compatibility."""
-        names = ["old", "new", *[m for m in COMPATIBLE_METHODS if m in self.config.methods]]
+        new model, the criterion, the update gain and the cost of compatibility.
+
+        ``models`` defaults to old, new and the configuration's compatible methods.
+        """
+        if models is None:
+            models = ("old", "new", *[m for m in COMPATIBLE_METHODS if m in self.config.methods])
+        if models[:2] != ("old", "new"):
+            raise ValueError("models must start with 'old', 'new'")
+        names = list(models)
         emb = {n: self.embeddings(n) for n in names}
         labels = self.test_labels
         matrix = {
@@ -337,7 +394,8 @@ class Experiment:
         cfg = self.config
         order_ids = self.order(order)
         labels = self.test_labels
-        curves = {m: evaluate_curve(self.parts(m), labels, order_ids, cfg.steps) for m in cfg.methods}
+        parts = {m: self.parts(m) for m in cfg.methods}
+        curves = {m: evaluate_curve(p, labels, order_ids, cfg.steps) for m, p in parts.items()}
         old_old = float(curves["old/old"].mAP[0])
         new_new = float(curves["new/new"].mAP[0])
         reference_top1 = curves["old/old"].top1_hits[0]
@@ -352,7 +410,7 @@ class Experiment:
                 "final_mAP": float(c.mAP[-1]),
                 "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
                 "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
-                "query_forward_passes": self.parts(m).forward_passes,
+                "query_forward_passes": parts[m].forward_passes,
             }
         return {
             "dataset": cfg.dataset,
@@ -361,18 +419,5 @@ class Experiment:
             "fractions": curves["old/old"].fractions.tolist(),
             "gallery_size": len(labels),
             "methods": methods,
-            "config": _jsonable(asdict(cfg)),
+            "config": asdict(cfg),
         }
-
-
-def save_torch_and_return(tensor: torch.Tensor, path: Path) -> torch.Tensor:
-    save_torch(tensor, path)
-    return tensor
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj

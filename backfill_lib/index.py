@@ -109,7 +109,9 @@ class BackfillIndex:
             raise ValueError(f"{len(ids)} ids but {len(emb)} embeddings")
         unknown = [int(i) for i in ids if int(i) not in self._position]
         if unknown:
-            raise KeyError(f"unknown gallery ids {unknown[:5]}: only ids given at construction exist")
+            raise KeyError(
+                f"unknown gallery ids {unknown[:5]}: only ids given at construction exist"
+            )
         if len(np.unique(ids)) != len(ids):
             raise ValueError("the same id appears twice in one backfill call")
         positions = np.array([self._position[int(i)] for i in ids], dtype=np.int64)
@@ -128,7 +130,9 @@ class BackfillIndex:
         self.backfilled[positions] = True
         return len(ids)
 
-    def search(self, query: np.ndarray, k: int, old_query: np.ndarray | None = None) -> SearchResult:
+    def search(
+        self, query: np.ndarray, k: int, old_query: np.ndarray | None = None
+    ) -> SearchResult:
         """Merged top-``k`` for new-model queries ``(Q, d_n)``.
 
         The old part is searched with ``old_query (Q, d_o)`` if given (drm), else with
@@ -140,7 +144,8 @@ class BackfillIndex:
         if old_query is None:
             if self.transform is None:
                 raise ValueError(
-                    "no old-space query: pass old_query (drm) or build the index with a transform (rt)"
+                    "no old-space query: pass old_query (drm) or build the index "
+                    "with a transform (rt)"
                 )
             old_query = self.transform(query)
         old_query = _as_matrix(old_query, self.old_dim, "old_query")

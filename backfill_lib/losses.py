@@ -44,15 +44,18 @@ class BCTLoss(nn.Module):
             raise ValueError(f"unseen must be 'skip' or 'synthesise', got {unseen!r}")
         weight = F.normalize(old_weight.detach(), dim=1)
         if unseen == "synthesise" and synthesised is not None and len(synthesised) > len(weight):
-            weight = torch.cat([weight, F.normalize(synthesised[len(weight):].detach(), dim=1)])
+            weight = torch.cat([weight, F.normalize(synthesised[len(weight) :].detach(), dim=1)])
         self.register_buffer("weight", weight)
         self.scale = scale
 
-    def forward(self, new_embeddings: torch.Tensor, labels: torch.Tensor, **_: object) -> torch.Tensor:
+    def forward(
+        self, new_embeddings: torch.Tensor, labels: torch.Tensor, **_: object
+    ) -> torch.Tensor:
         if new_embeddings.shape[1] != self.weight.shape[1]:
             raise ValueError(
                 f"BCT needs equal embedding dims: new {new_embeddings.shape[1]} vs old "
-                f"{self.weight.shape[1]}; train the new model with --embed-dim {self.weight.shape[1]}"
+                f"{self.weight.shape[1]}; train the new model with "
+                f"embed_dim {self.weight.shape[1]}"
             )
         seen = labels < len(self.weight)
         if not seen.any():
@@ -65,7 +68,11 @@ class L2Loss(nn.Module):
     """Feature regression ``mean ||phi_n(x) - phi_o(x)||^2`` (needs equal dims)."""
 
     def forward(
-        self, new_embeddings: torch.Tensor, labels: torch.Tensor, old_embeddings: torch.Tensor, **_: object
+        self,
+        new_embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        old_embeddings: torch.Tensor,
+        **_: object,
     ) -> torch.Tensor:
         _check_same_dim(new_embeddings, old_embeddings, "L2")
         return (new_embeddings - old_embeddings).pow(2).sum(1).mean()
@@ -113,7 +120,9 @@ class ElasticBoundaryLoss(nn.Module):
         elastic = (self.radii - self.r0).abs() * torch.sigmoid(self.margin_logits)
         return torch.where(self.radii < self.r0, self.radii + elastic, self.radii - elastic)
 
-    def forward(self, new_embeddings: torch.Tensor, labels: torch.Tensor, **_: object) -> torch.Tensor:
+    def forward(
+        self, new_embeddings: torch.Tensor, labels: torch.Tensor, **_: object
+    ) -> torch.Tensor:
         _check_same_dim(new_embeddings, self.centres, "the elastic boundary")
         distance = (new_embeddings - self.centres[labels]).norm(dim=1)
         return F.relu(distance - self.boundaries()[labels]).mean()
@@ -168,7 +177,11 @@ class RACTLoss(nn.Module):
         self.tau = tau
 
     def forward(
-        self, new_embeddings: torch.Tensor, labels: torch.Tensor, old_embeddings: torch.Tensor, **_: object
+        self,
+        new_embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        old_embeddings: torch.Tensor,
+        **_: object,
     ) -> torch.Tensor:
         _check_same_dim(new_embeddings, old_embeddings, "RACT")
         old = old_embeddings.detach()
@@ -177,7 +190,9 @@ class RACTLoss(nn.Module):
         to_old = (new_embeddings @ old.T).masked_fill(~negative, float("-inf"))
         to_new = (new_embeddings @ new_embeddings.T).masked_fill(~negative, float("-inf"))
         logits = torch.cat([positive, to_old, to_new], dim=1) / self.tau
-        return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+        return F.cross_entropy(
+            logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+        )
 
 
 def regression_loss(transformed: torch.Tensor, old_embeddings: torch.Tensor) -> torch.Tensor:

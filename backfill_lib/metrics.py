@@ -31,7 +31,6 @@ import torch
 
 from .backfill import TwoPartEmbeddings, backfill_steps, fractions, mixed_similarities
 
-
 RELEVANT = 1 << 16  # flag bit in the evaluator's per-item code (steps stay below it)
 
 
@@ -77,10 +76,7 @@ def evaluate_curve(
             f"the evaluation protocol queries every gallery item: got {parts.num_queries} "
             f"queries, {n} gallery items and {len(labels)} labels"
         )
-    if 1 in topk:
-        topk = tuple(sorted(set(topk)))
-    else:
-        topk = (1, *sorted(set(topk)))
+    topk = tuple(sorted({1, *topk}))
     if steps >= RELEVANT - 1:
         raise ValueError(f"steps must be below {RELEVANT - 1}")
     item_step = torch.from_numpy(backfill_steps(np.asarray(order), steps))
@@ -237,7 +233,8 @@ def negative_flip_rate(reference_top1: np.ndarray, top1_hits: np.ndarray) -> flo
 
 
 def update_gain(cross: float, old_old: float, new_new: float) -> float:
-    """BCT's update gain in percent: ``(M(new, old) - M(old, old)) / (M(new*, new*) - M(old, old))``."""
+    """BCT's update gain in percent:
+    ``(M(new, old) - M(old, old)) / (M(new*, new*) - M(old, old))``."""
     return relative_gain(cross, old_old, new_new)
 
 

@@ -167,7 +167,10 @@ class ReverseTransformation(nn.Module):
         self.new_dim, self.old_dim = new_dim, old_dim
         if hidden:
             self.net = nn.Sequential(
-                nn.Linear(new_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, old_dim)
+                nn.Linear(new_dim, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, old_dim),
             )
         else:
             self.net = nn.Linear(new_dim, old_dim)

@@ -24,7 +24,7 @@ STYLE = {
     "ract": {"color": "#e377c2", "ls": "-.", "marker": "v", "label": "RACT (Hot-Refresh)"},
     "l2": {"color": "#17becf", "ls": "-.", "marker": "^", "label": "L2"},
     "rt": {"color": "#ff7f0e", "ls": "-", "marker": "P", "label": "RT"},
-    "rt+mc": {"color": "#2ca02c", "ls": "-", "marker": "*", "label": "RT+MC (ours)"},
+    "rt+mc": {"color": "#2ca02c", "ls": "-", "marker": "*", "label": "RT+MC (Seo et al.)"},
 }
 
 
@@ -35,7 +35,9 @@ def _style(method: str) -> dict:
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save a figure atomically (PNG or anything matplotlib knows by suffix)."""
     path = Path(path)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight"))
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight")
+    )
 
 
 def plot_curves(
@@ -65,8 +67,16 @@ def plot_curves(
             if m in ("old/old", "new/new"):
                 ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
             else:
-                ax.plot(t, values, color=st["color"], ls=st["ls"], marker=st.get("marker"),
-                        ms=4, lw=1.8, label=label)
+                ax.plot(
+                    t,
+                    values,
+                    color=st["color"],
+                    ls=st["ls"],
+                    marker=st.get("marker"),
+                    ms=4,
+                    lw=1.8,
+                    label=label,
+                )
         if marker_at is not None:
             ax.axvline(100 * marker_at, color="#444", lw=1, ls=":")
         name = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}.get(metric, metric)
@@ -92,8 +102,11 @@ def plot_gain_bars(results: dict, methods: list[str] | None = None) -> plt.Figur
     ax.axhline(0, color="#7f7f7f", lw=1)
     ax.axhline(100, color="#000", lw=1, ls="--")
     ax.set_xticks(range(len(methods)), methods, rotation=30)
-    ax.set(ylabel="relative gain in AUC-mAP (%)",
-           title=f"Share of the upgrade's gain delivered during backfilling ({results['order']} order)")
+    ax.set(
+        ylabel="relative gain in AUC-mAP (%)",
+        title=f"Share of the upgrade's gain delivered during backfilling "
+        f"({results['order']} order)",
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -111,8 +124,15 @@ def plot_compatibility(compatibility: dict) -> plt.Figure:
     for i in range(len(names)):
         for j in range(len(names)):
             if not np.isnan(m[i, j]):
-                ax.text(j, i, f"{100 * m[i, j]:.1f}", ha="center", va="center",
-                        color="white" if m[i, j] < 0.6 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * m[i, j]:.1f}",
+                    ha="center",
+                    va="center",
+                    color="white" if m[i, j] < 0.6 else "black",
+                    fontsize=8,
+                )
     ax.set_xticks(range(len(names)), names, rotation=30)
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="gallery model", ylabel="query model", title="Cross-model mAP (%)")
@@ -122,7 +142,10 @@ def plot_compatibility(compatibility: dict) -> plt.Figure:
 
 
 def plot_distance_histograms(
-    old_part: dict[str, np.ndarray], new_part: dict[str, np.ndarray], title: str, ax: plt.Axes | None = None
+    old_part: dict[str, np.ndarray],
+    new_part: dict[str, np.ndarray],
+    title: str,
+    ax: plt.Axes | None = None,
 ) -> plt.Figure:
     """Distances of relevant / irrelevant items in the old and the new part.
 
@@ -136,9 +159,36 @@ def plot_distance_histograms(
     for part, data, color in (("old part", old_part, "#1f77b4"), ("new part", new_part, "#d62728")):
         for kind, fill in (("relevant", True), ("irrelevant", False)):
             if len(data[kind]):
-                ax.hist(data[kind], bins=bins, density=True, histtype="stepfilled" if fill else "step",
-                        alpha=0.35 if fill else 1.0, color=color, lw=1.5, label=f"{part}: {kind}")
+                ax.hist(
+                    data[kind],
+                    bins=bins,
+                    density=True,
+                    histtype="stepfilled" if fill else "step",
+                    alpha=0.35 if fill else 1.0,
+                    color=color,
+                    lw=1.5,
+                    label=f"{part}: {kind}",
+                )
     ax.set(xlabel="distance to the query  d = ||q - g||²", ylabel="density", title=title)
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def plot_image_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: list[str], title: str, per_row: int = 10
+) -> plt.Figure:
+    """A grid of uint8 images ``(n, C, H, W)`` captioned with their class names."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    rows = -(-len(images) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(1.1 * per_row, 1.25 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels, strict=False):
+        hwc = image.transpose(1, 2, 0)
+        gray = hwc.shape[2] == 1
+        ax.imshow(hwc[..., 0] if gray else hwc, cmap="gray_r" if gray else None)
+        ax.set_title(class_names[label], fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

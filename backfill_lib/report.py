@@ -74,8 +74,10 @@ def format_compatibility(compatibility: dict) -> str:
     """The compatibility matrix (rows query, columns gallery) and the criterion per method."""
     names = compatibility["models"]
     width = max(len(n) for n in names) + 2
-    lines = ["cross-model mAP (%), rows = query model, columns = gallery model",
-             " " * width + "".join(n.rjust(width) for n in names)]
+    lines = [
+        "cross-model mAP (%), rows = query model, columns = gallery model",
+        " " * width + "".join(n.rjust(width) for n in names),
+    ]
     for q in names:
         row = compatibility["matrix"][q]
         cells = "".join((f"{100 * row[g]:.1f}" if g in row else "-").rjust(width) for g in names)
@@ -104,15 +106,31 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         for stem, fig in (("curves", plot_curves(res)), ("gains", plot_gain_bars(res))):
             written.append(save_figure(fig, out / f"{stem}-{res['order']}.png"))
             plt.close(fig)
-        md += [f"## {res['order']} order", "", f"![curves](curves-{res['order']}.png)", "",
-               markdown_table(res), ""]
+        md += [
+            f"## {res['order']} order",
+            "",
+            f"![curves](curves-{res['order']}.png)",
+            "",
+            markdown_table(res),
+            "",
+        ]
     written.append(save_json(compatibility, out / "compatibility.json"))
     fig = plot_compatibility(compatibility)
     written.append(save_figure(fig, out / "compatibility.png"))
     plt.close(fig)
-    md += ["## Compatibility", "", "![compatibility](compatibility.png)", "", "```",
-           format_compatibility(compatibility), "```", ""]
+    md += [
+        "## Compatibility",
+        "",
+        "![compatibility](compatibility.png)",
+        "",
+        "```",
+        format_compatibility(compatibility),
+        "```",
+        "",
+    ]
     first = results[0]
     title = f"# {first['dataset']} — {first['setting']} ({first['gallery_size']} gallery items)\n\n"
-    written.append(atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md))))
+    written.append(
+        atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md)))
+    )
     return written

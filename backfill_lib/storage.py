@@ -35,7 +35,9 @@ def config_key(config: Mapping[str, Any]) -> str:
 
     Key order does not matter.
     """
-    text = json.dumps({"format": FORMAT_VERSION, **config}, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(
+        {"format": FORMAT_VERSION, **config}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -136,7 +136,9 @@ def fit(
         for i in range(steps_per_epoch):
             idx = order[i * batch : (i + 1) * batch]
             x = augment(images[idx], gen) if config.augment else images[idx]
-            loss = objective(model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total)
+            loss = objective(
+                model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -166,6 +168,11 @@ def fit(
     return history
 
 
+def checkpoint_path(cache_dir: Path, name: str, cache_config: dict) -> Path:
+    """``cache_dir/checkpoints/<name>-<key of cache_config>.pt``."""
+    return Path(cache_dir) / "checkpoints" / f"{name}-{config_key(cache_config)}.pt"
+
+
 def train_or_load(
     name: str,
     cache_config: dict,
@@ -181,7 +188,7 @@ def train_or_load(
     training config, method, the old model's key); ``build()`` makes the fresh model and
     objective. Returns ``(model in eval mode on CPU, objective, loss history)``.
     """
-    path = Path(cache_dir) / "checkpoints" / f"{name}-{config_key(cache_config)}.pt"
+    path = checkpoint_path(cache_dir, name, cache_config)
     torch.manual_seed(config.seed)
     model, objective = build()
     if path.exists():
@@ -293,14 +300,18 @@ def fit_transformation(
             modules.load_state_dict(state["modules"])
             return Transformation(psi.eval(), rho, state["history"])
     mc_loss = MetricCompatibleLoss(config.tau)
-    optimizer = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        modules.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     n = len(labels)
     batch = min(config.batch_size, n)
     steps = n // batch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps)
     gen = torch.Generator().manual_seed(config.seed)
     history = []
-    for _ in tqdm(range(config.epochs), desc="psi" if config.mc_weight == 0 else "psi+mc", leave=False):
+    for _ in tqdm(
+        range(config.epochs), desc="psi" if config.mc_weight == 0 else "psi+mc", leave=False
+    ):
         modules.train()
         order = torch.randperm(n, generator=gen)
         running = 0.0
@@ -322,5 +333,7 @@ def fit_transformation(
         raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
     modules.eval()
     if path is not None:
-        save_torch({"config": full_config, "history": history, "modules": modules.state_dict()}, path)
+        save_torch(
+            {"config": full_config, "history": history, "modules": modules.state_dict()}, path
+        )
     return Transformation(psi, rho, history)

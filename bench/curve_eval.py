@@ -74,12 +74,17 @@ def main() -> None:
     assert np.allclose(ours.mAP, naive.mAP, atol=1e-9), "evaluators disagree"
     print(f"N={args.n} d=128 21 fractions, torch threads={torch.get_num_threads()}")
     print(f"floor (2 distance matrices + 1 sort per row): {t_floor:8.2f} s")
-    print(f"ours  (evaluate_curve):                       {t_ours:8.2f} s  ({t_ours / t_floor:.2f}x floor)")
+    print(
+        f"ours  (evaluate_curve):                       {t_ours:8.2f} s  "
+        f"({t_ours / t_floor:.2f}x floor)"
+    )
     print(f"naive (reference_curve, re-sort per step):    {t_naive:8.2f} s")
     if args.memory_n:
         out = subprocess.run(
             [sys.executable, __file__, "--memory-child", str(args.memory_n)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         print(f"peak memory of evaluate_curve at N={args.memory_n}: {float(out.stdout):.2f} GiB")
     print(f"ours / floor {t_ours / t_floor:.2f}")

@@ -21,7 +21,9 @@ def run(cache: Path, out: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "backfill_lib", "demo", "--cache", str(cache), "--out", str(out)],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 

@@ -60,7 +60,10 @@ def main() -> None:
     flat.add(new)
     t_flat = best_of(args.repeats, lambda: flat.search(queries, args.k))
     t_ours = best_of(args.repeats, lambda: index.search(queries, args.k))
-    print(f"N={args.n}, d=128, {args.queries} queries, k={args.k}, faiss threads={faiss.omp_get_max_threads()}")
+    print(
+        f"N={args.n}, d=128, {args.queries} queries, k={args.k}, "
+        f"faiss threads={faiss.omp_get_max_threads()}"
+    )
     print(f"one IndexFlatIP search over N new embeddings: {1000 * t_flat:8.1f} ms")
     print(f"BackfillIndex.search at 50% backfill (rt):    {1000 * t_ours:8.1f} ms")
     print(f"ratio {t_ours / t_flat:.3f}")

@@ -26,7 +26,10 @@ def main() -> None:
         start = time.perf_counter()
         fit_transformation(new, old, labels, exp.config.rt_mc)
         seconds = time.perf_counter() - start
-    print(f"rt+mc psi training on digits ({len(labels)} images, {exp.config.rt_mc.epochs} epochs): {seconds:.2f} s")
+    print(
+        f"rt+mc psi training on digits ({len(labels)} images, "
+        f"{exp.config.rt_mc.epochs} epochs): {seconds:.2f} s"
+    )
     print(f"ratio {seconds / 10:.3f}")
 
 

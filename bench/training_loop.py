@@ -28,7 +28,11 @@ from backfill_lib.training import ClassifierObjective, TrainConfig, fit
 
 def bare_loop(model, images, labels, config: TrainConfig) -> None:
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=config.weight_decay,
     )
     n, b = len(labels), config.batch_size
     model.train()
@@ -53,7 +57,9 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.images,))
-    config = replace(TrainConfig(arch=args.arch, embed_dim=64, batch_size=128), epochs=args.epochs, augment=False)
+    config = replace(
+        TrainConfig(arch=args.arch, embed_dim=64, batch_size=128), epochs=args.epochs, augment=False
+    )
     model = EmbeddingModel(args.arch, 64, 10, 3, [0.5] * 3, [0.25] * 3)
     samples = args.epochs * (args.images // config.batch_size) * config.batch_size
     bare_model, fit_model = copy.deepcopy(model), copy.deepcopy(model)
@@ -62,7 +68,15 @@ def main() -> None:
     bare = samples / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        fit(fit_model, ClassifierObjective(), images, labels, config, Path(tmp) / "m.pt", {"bench": 1})
+        fit(
+            fit_model,
+            ClassifierObjective(),
+            images,
+            labels,
+            config,
+            Path(tmp) / "m.pt",
+            {"bench": 1},
+        )
         ours = samples / (time.perf_counter() - start)
     print(f"{args.arch}, {args.images} images x {args.epochs} epochs, batch {config.batch_size}")
     print(f"bare loop: {bare:8.1f} samples/s")

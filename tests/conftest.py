@@ -24,3 +24,9 @@ def shared_datasets() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared datasets not found at {path} (set $BACKFILL_SHARED)")
     return path
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    """$BACKFILL_CACHE when set (CI shares it with the notebooks), else a fresh folder."""
+    return Path(os.environ.get("BACKFILL_CACHE") or tmp_path_factory.mktemp("cache"))

@@ -9,9 +9,9 @@ from PIL import Image
 from backfill_lib.data import (
     DatasetNotFoundError,
     augment,
+    evaluation_set,
     load_dataset,
     make_split,
-    evaluation_set,
     validation_holdout,
 )
 
@@ -39,7 +39,10 @@ def test_image_folder_is_decoded_resized_and_cached(tmp_path):
     cache = tmp_path / "cache"
     ds = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
     assert ds.class_names == ["cat", "dog", "emu"]
-    assert ds.train_images.shape == (9, 3, 16, 16) and ds.test_labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    assert (
+        ds.train_images.shape == (9, 3, 16, 16)
+        and ds.test_labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    )
     assert len(list((cache / "data").glob("imagefolder-*.pt"))) == 1
     again = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
     assert torch.equal(again.train_images, ds.train_images)

@@ -37,7 +37,9 @@ def test_search_equals_the_brute_force_merged_ranking(factory):
         if factory == "Flat":
             np.testing.assert_array_equal(result.ids, ids.numpy())
         else:  # HNSW is approximate: nearly all of the exact top-10 is found
-            overlap = np.mean([len(set(a) & set(b)) for a, b in zip(result.ids, ids.numpy())])
+            overlap = np.mean(
+                [len(set(a) & set(b)) for a, b in zip(result.ids, ids.numpy(), strict=True)]
+            )
             assert overlap >= 9
         np.testing.assert_array_equal(result.from_new, index.backfilled[result.ids])
         if factory == "Flat":

@@ -83,7 +83,9 @@ def test_ract_falls_when_the_new_to_old_positive_wins():
     old = unit(4, 8, 0)
     noise = unit(4, 8, 1)
     loss = RACTLoss(tau=0.05)
-    values = [loss(toward(old, noise, w), labels, old_embeddings=old).item() for w in (0.0, 0.6, 1.0)]
+    values = [
+        loss(toward(old, noise, w), labels, old_embeddings=old).item() for w in (0.0, 0.6, 1.0)
+    ]
     assert values == sorted(values, reverse=True)
 
 

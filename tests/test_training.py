@@ -47,7 +47,13 @@ def test_every_backbone_gives_its_feature_size(arch):
 
 def test_a_short_training_run_learns(digits, tmp_path):
     model, _, history = train_or_load(
-        "new", {"test": "learns"}, build(digits), digits.train_images, digits.train_labels, CONFIG, tmp_path
+        "new",
+        {"test": "learns"},
+        build(digits),
+        digits.train_images,
+        digits.train_labels,
+        CONFIG,
+        tmp_path,
     )
     acc = accuracy(model, digits.test_images, digits.test_labels)
     assert acc > 0.8, f"test accuracy {acc:.2f} (chance 0.10)"

@@ -1,0 +1,122 @@
+"""End to end on the embedded default: the README's demo command and what it promises."""
+
+import json
+
+import numpy as np
+import pytest
+
+from backfill_lib.cli import main
+from backfill_lib.experiments import Experiment, default_config
+
+SCHEMA_KEYS = {
+    "mAP",
+    "top1",
+    "auc_mAP",
+    "auc_top1",
+    "final_mAP",
+    "relative_gain",
+    "negative_flip_rate",
+    "query_forward_passes",
+}
+
+
+@pytest.fixture(scope="session")
+def demo(cache, tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--cache", str(cache), "--out", str(out)]) == 0
+    return {
+        "random": json.loads((out / "results.json").read_text()),
+        "uncertainty": json.loads((out / "results-uncertainty.json").read_text()),
+        "compatibility": json.loads((out / "compatibility.json").read_text()),
+        "files": sorted(p.name for p in out.iterdir()),
+    }
+
+
+def test_demo_writes_the_stable_schema_and_figures(demo):
+    res = demo["random"]
+    assert {"dataset", "setting", "order", "fractions", "methods"} <= set(res)
+    assert res["dataset"] == "digits" and res["setting"] == "extended-class"
+    assert len(res["fractions"]) == 21
+    assert set(res["methods"]) == {
+        "old/old",
+        "new/new",
+        "new/old",
+        "drm",
+        "bct",
+        "advbct",
+        "ract",
+        "l2",
+        "rt",
+        "rt+mc",
+    }
+    for m in res["methods"].values():
+        assert set(m) >= SCHEMA_KEYS and len(m["mAP"]) == 21
+        assert all(0.0 <= v <= 1.0 for v in m["mAP"] + m["top1"])
+    for name in ("curves-random.png", "curves-uncertainty.png", "compatibility.png", "results.md"):
+        assert name in demo["files"]
+
+
+@pytest.mark.parametrize("order", ["random", "uncertainty"])
+def test_online_backfilling_has_no_regret(demo, order):
+    m = demo[order]["methods"]
+    old_old, new_new = m["old/old"]["mAP"][0], m["new/new"]["mAP"][0]
+    assert new_new > old_old
+    # drm starts exactly at old/old; drm, rt and rt+mc end exactly at new/new
+    assert m["drm"]["mAP"][0] == old_old
+    for method in ("drm", "rt", "rt+mc"):
+        assert m[method]["final_mAP"] == new_new
+    assert m["drm"]["relative_gain"] > 0
+    assert m["rt+mc"]["relative_gain"] > m["drm"]["relative_gain"]
+    # the independent new model cannot search the old gallery
+    assert m["new/old"]["mAP"][0] < 0.5 * old_old
+    passes = {k: v["query_forward_passes"] for k, v in m.items()}
+    assert passes["drm"] == 2 and passes["rt"] == passes["rt+mc"] == passes["bct"] == 1
+
+
+def test_compatible_models_are_reported_beside_the_independent_one(demo):
+    comp = demo["compatibility"]
+    assert comp["models"] == ["old", "new", "bct", "advbct", "ract", "l2"]
+    old_old = comp["matrix"]["old"]["old"]
+    assert not comp["methods"]["new"]["compatible"]
+    for method in ("bct", "advbct", "ract", "l2"):
+        summary = comp["methods"][method]
+        assert summary["compatible"] == (summary["cross_mAP"] > old_old)
+        res = demo["random"]["methods"][method]
+        assert res["mAP"][0] == pytest.approx(summary["cross_mAP"])  # curve starts at M(new, old)
+        assert res["final_mAP"] == pytest.approx(summary["self_mAP"])  # and ends at its new/new
+
+
+def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):
+    exp = Experiment(default_config("digits", methods=("rt",), orders=("random",)), cache_dir=cache)
+    from backfill_lib.backfill import single_space
+    from backfill_lib.metrics import evaluate_curve
+
+    parts = exp.parts("rt")
+    order = exp.order("random")
+    curve = evaluate_curve(parts, exp.test_labels, order)
+    transformed_only = evaluate_curve(
+        single_space(parts.query_old, parts.gallery_old, parts.gallery_old), exp.test_labels, order
+    )
+    assert curve.mAP[0] == transformed_only.mAP[0]
+    np.testing.assert_array_equal(curve.top1_hits[0], transformed_only.top1_hits[0])
+
+
+def test_bad_input_through_the_cli(cache, tmp_path, capsys):
+    assert main(["demo", "--methods", "magic", "--cache", str(cache), "--out", str(tmp_path)]) == 2
+    assert "unknown method 'magic'" in capsys.readouterr().err
+    assert (
+        main(["demo", "--dataset", "cifar10", "--cache", str(cache), "--out", str(tmp_path)]) == 2
+    )
+    assert "--data-root" in capsys.readouterr().err
+    fresh = tmp_path / "empty-cache"
+    assert main(["train", "--model", "bct", "--cache", str(fresh)]) == 2
+    assert "backfill train --model old" in capsys.readouterr().err
+
+
+def test_compatible_method_needs_equal_dims(tmp_path):
+    from dataclasses import replace
+
+    cfg = default_config("digits", methods=("bct",))
+    cfg = replace(cfg, old=replace(cfg.old, embed_dim=16, epochs=1), new=replace(cfg.new, epochs=1))
+    with pytest.raises(ValueError, match="equal embedding dims"):
+        Experiment(cfg, cache_dir=tmp_path).model("bct")

@@ -1,0 +1,71 @@
+"""Drive the explorer's widgets by value and check what it displays against the evaluator."""
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from backfill_lib.backfill import backfilled_mask, part_distances, rank_gallery
+from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.widgets import BackfillExplorer
+
+
+@pytest.fixture(scope="module")
+def explorer(cache):
+    config = replace(default_config("digits"), methods=("drm", "rt", "rt+mc", "new/old"))
+    return BackfillExplorer(Experiment(config, cache_dir=cache), top_k=6, histogram_queries=100)
+
+
+def test_slider_and_selectors_show_the_evaluators_numbers(explorer):
+    for method, order, fraction in (
+        ("drm", "random", 0.5),
+        ("rt+mc", "uncertainty", 0.25),
+        ("rt", "random", 1.0),
+    ):
+        explorer.method.value = method
+        explorer.order.value = order
+        explorer.fraction.value = fraction
+        state = explorer.state()
+        step = round(fraction * 20)
+        expected = explorer.experiment.results(order)["methods"][method]
+        assert state["step"] == step and state["mAP"] == expected["mAP"][step]
+        assert state["top1"] == expected["top1"][step]
+        shown = re.search(r"mAP <b>([\d.]+)%", explorer.metrics.value).group(1)
+        assert float(shown) == pytest.approx(100 * expected["mAP"][step], abs=0.005)
+
+
+def test_retrieved_items_come_from_the_right_part(explorer):
+    explorer.method.value, explorer.order.value = "drm", "random"
+    explorer.query.value = 17
+    explorer.fraction.value = 0.4
+    state = explorer.state()
+    mask = backfilled_mask(explorer.orders["random"], 0.4)
+    ids, _ = rank_gallery(
+        explorer.parts["drm"], mask, 6, queries=torch.tensor([17]), exclude_self=True
+    )
+    assert state["retrieved"] == ids[0].tolist() and 17 not in state["retrieved"]
+    assert state["from_new"] == mask[ids[0].numpy()].tolist()
+    labels = explorer.labels
+    assert state["relevant"] == (labels[ids[0]] == labels[17]).tolist()
+    assert explorer.retrieval_image.value[:4] == b"\x89PNG"
+
+
+def test_histograms_split_the_gallery_by_part(explorer):
+    parts, labels, sample = explorer.parts["rt+mc"], explorer.labels, explorer._sample
+    none, everything = np.zeros(len(labels), bool), np.ones(len(labels), bool)
+    old0, new0 = part_distances(parts, labels, none, sample)
+    old1, new1 = part_distances(parts, labels, everything, sample)
+    assert len(new0["relevant"]) == 0 and len(old1["irrelevant"]) == 0
+    n_pairs = len(old0["relevant"]) + len(old0["irrelevant"])
+    assert n_pairs == len(new1["relevant"]) + len(new1["irrelevant"])
+    assert np.all((old0["relevant"] >= -1e-5) & (old0["relevant"] <= 4 + 1e-5))
+
+
+def test_moving_the_slider_back_is_memoised(explorer):
+    explorer.fraction.value = 0.3
+    before = explorer._render_curves.cache_info().hits
+    explorer.fraction.value = 0.35
+    explorer.fraction.value = 0.3
+    assert explorer._render_curves.cache_info().hits > before
