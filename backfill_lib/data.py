@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +68,13 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a dataset by name (see the module docstring for the names).
 
-    ``data_root`` defaults to ``$BACKFILL_DATA_ROOT``. Decoded ImageFolder trees are cached
-    under ``cache_dir/data`` so the JPEGs are read once.
+    ``data_root`` defaults to ``$BACKFILL_DATA_ROOT``. With ``cache_dir``, digits and decoded
+    ImageFolder trees are cached as uint8 tensors under ``cache_dir/data`` (read once).
     """
     if data_root is None and os.environ.get(DATA_ROOT_ENV):
         data_root = os.environ[DATA_ROOT_ENV]
     if name == "digits":
-        return load_digits()
+        return _cached(cache_dir, "digits", {"test_fraction": 0.5, "seed": 0}, load_digits)
     if name in ("cifar10", "cifar100"):
         if data_root is None:
             raise DatasetNotFoundError(
@@ -194,25 +195,31 @@ def load_image_folder(
         for split in files
         for f, _ in files[split]
     ]
-    key = config_key({"root": str(root), "size": image_size, "files": listing})
-    cache_file = Path(cache_dir) / "data" / f"imagefolder-{key}.pt" if cache_dir else None
-    if cache_file is not None and cache_file.exists():
-        tensors = load_torch(cache_file)
-    else:
-        tensors = {}
-        for split, items in files.items():
-            images, labels = _decode(items, image_size, desc=f"decoding {root.name}/{split}")
-            tensors[f"{split}_images"], tensors[f"{split}_labels"] = images, labels
-        if cache_file is not None:
-            save_torch(tensors, cache_file)
-    return ImageDataset(
-        name=f"imagefolder:{root.name}",
-        train_images=tensors["train_images"],
-        train_labels=tensors["train_labels"],
-        test_images=tensors[f"{test_name}_images"],
-        test_labels=tensors[f"{test_name}_labels"],
-        class_names=class_names,
-    )
+
+    def decode() -> ImageDataset:
+        (train_x, train_y), (test_x, test_y) = (
+            _decode(items, image_size, desc=f"decoding {root.name}/{split}")
+            for split, items in files.items()
+        )
+        name = f"imagefolder:{root.name}"
+        return ImageDataset(name, train_x, train_y, test_x, test_y, class_names)
+
+    key = {"root": str(root), "size": image_size, "files": listing}
+    return _cached(cache_dir, "imagefolder", key, decode)
+
+
+def _cached(
+    cache_dir: str | Path | None, kind: str, key: dict, build: Callable[[], ImageDataset]
+) -> ImageDataset:
+    """``build()`` once, then read the uint8 tensors from ``cache_dir/data/<kind>-<key>.pt``."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / "data" / f"{kind}-{config_key(key)}.pt"
+    if path.exists():
+        return ImageDataset(**load_torch(path))
+    dataset = build()
+    save_torch(vars(dataset), path)
+    return dataset
 
 
 def _list_images(split_dir: Path, class_names: list[str]) -> list[tuple[Path, int]]:

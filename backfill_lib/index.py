@@ -53,6 +53,20 @@ def _as_matrix(x: np.ndarray, dim: int, name: str) -> np.ndarray:
     return x
 
 
+def _merge_order(sims: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Column order ``(Q, m)``: highest similarity first, ties by lowest id.
+
+    Each part's results arrive sorted, so a stable sort merges two runs in linear time; the
+    rare rows with exactly tied similarities are re-sorted by (similarity, id).
+    """
+    order = np.argsort(-sims, axis=1, kind="stable")
+    ranked = np.take_along_axis(sims, order, 1)
+    tied = np.flatnonzero((ranked[:, 1:] == ranked[:, :-1]).any(1))
+    if len(tied):
+        order[tied] = np.lexsort((ids[tied], -sims[tied]), axis=1)
+    return order
+
+
 class BackfillIndex:
     """An online-backfilling gallery: old part + new part, merged at search time.
 
@@ -151,27 +165,29 @@ class BackfillIndex:
         old_query = _as_matrix(old_query, self.old_dim, "old_query")
         if len(old_query) != len(query):
             raise ValueError("query and old_query must hold the same number of rows")
-        parts = [self._search_part(self._new, query, k, True)]
-        parts.append(self._search_part(self._old, old_query, k, False))
-        sims = np.concatenate([p[0] for p in parts], axis=1)
-        ids = np.concatenate([p[1] for p in parts], axis=1)
-        new = np.concatenate([p[2] for p in parts], axis=1)
-        order = np.lexsort((ids, -sims), axis=1)[:, :k]  # highest similarity, then lowest id
-        take = np.take_along_axis
-        dist = (2.0 - 2.0 * take(sims, order, 1)).astype(np.float32)
-        return SearchResult(dist, take(ids, order, 1), take(new, order, 1))
+        new_sims, new_ids = self._search_part(self._new, query, k, exclude=None)
+        old_sims, old_ids = self._search_part(self._old, old_query, k, exclude=self._tombstones())
+        sims, ids = np.hstack([new_sims, old_sims]), np.hstack([new_ids, old_ids])
+        order = _merge_order(sims, ids)[:, :k]
+        top = np.take_along_axis(sims, order, 1)
+        return SearchResult(2.0 - 2.0 * top, np.take_along_axis(ids, order, 1), order < k)
 
+    def _tombstones(self) -> faiss.SearchParameters | None:
+        """Search parameters hiding backfilled items from an old part that cannot remove them."""
+        if self._old_removes or not self.backfilled.any():
+            return None
+        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.ids[self.backfilled]))
+        return faiss.SearchParameters(sel=selector)
+
+    @staticmethod
     def _search_part(
-        self, index: faiss.Index, query: np.ndarray, k: int, is_new: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        params = None
-        if not is_new and not self._old_removes and self.backfilled.any():
-            params = faiss.SearchParameters(
-                sel=faiss.IDSelectorNot(faiss.IDSelectorBatch(self.ids[self.backfilled]))
-            )
-        sims, ids = index.search(query, k, params=params)
-        sims = np.where(ids >= 0, sims, -np.inf)  # faiss pads missing results with id -1
-        return sims, ids, np.full(ids.shape, is_new)
+        index: faiss.Index, query: np.ndarray, k: int, exclude: faiss.SearchParameters | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(similarities, ids)`` of one part, padded with ``-inf`` / ``-1``."""
+        sims, ids = index.search(query, k, params=exclude)
+        if index.ntotal < k or exclude is not None:  # faiss pads missing results with id -1
+            sims[ids < 0] = -np.inf
+        return sims, ids
 
     def save(self, path: str | Path) -> Path:
         """Write the index to ``path`` (``.npz``) atomically."""

@@ -106,58 +106,71 @@ def _evaluate_chunk(
     q: torch.Tensor,
     steps: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """AP ``(S+1, B)`` and rank of the first relevant item ``(S+1, B)`` for queries ``q``."""
+    """AP ``(S+1, B)`` and rank of the first relevant item ``(S+1, B)`` for queries ``q``.
+
+    ``item_step (N,)``: the step at which each item joins the new part (1..S, or S+1 for
+    never). A rule whose two parts are the same tensors is one space: its items get one
+    entry each, never backfilled.
+    """
     b, n = len(q), parts.gallery_size
-    # per (query, item) code, looked up once per sorted entry: 2 * (join step - 1) for join
-    # steps 1..S (2S for the query itself: never live) plus RELEVANT for the query's class
+    one_space = parts.query_old is parts.query_new and parts.gallery_old is parts.gallery_new
+    sims = [parts.query_old[q] @ parts.gallery_old.T]
+    if one_space:
+        item_step = torch.full_like(item_step, steps + 1)
+    else:
+        sims.append(parts.query_new[q] @ parts.gallery_new.T)
+    n_parts = len(sims)
+    # per (query, item) code, looked up once per sorted entry: 2 * (join step - 1), with the
+    # query itself in an extra, dropped bin 2 * (S + 1), plus RELEVANT for the query's class
     code = 2 * (item_step - 1).expand(b, n)
-    code[torch.arange(b), q] = 2 * steps
-    code += RELEVANT * ((labels[None] == labels[q][:, None]) & (code < 2 * steps))
+    code[torch.arange(b), q] = 2 * (steps + 1)
+    code += RELEVANT * ((labels[None] == labels[q][:, None]) & (code < 2 * (steps + 1)))
     # rank by similarity, highest first: the same order as d = 2 - 2<q, g>, ascending.
     # Entry 2j is item j in the old part, 2j+1 in the new; the stable sort breaks ties by index
-    sim = torch.stack(
-        [parts.query_old[q] @ parts.gallery_old.T, parts.query_new[q] @ parts.gallery_new.T], dim=2
-    )
-    entry = torch.sort(sim.view(b, 2 * n), dim=1, descending=True, stable=True).indices
+    sim = torch.stack(sims, dim=2).view(b, n_parts * n)
+    del sims
+    entry = torch.sort(sim, dim=1, descending=True, stable=True).indices
     del sim
-    is_new = entry & 1
-    looked_up = torch.gather(code, 1, entry >> 1)
+    is_new = entry % n_parts
+    looked_up = torch.gather(code, 1, entry // n_parts)
     del entry
     relevant = looked_up >= RELEVANT
     bin_ = (looked_up & (RELEVANT - 1)) + is_new  # 2 * (join step - 1) + part
     del looked_up
     # bucket of an entry = number of relevant entries at or before it (inclusive cumsum)
     bucket = relevant.cumsum(1)
-    n_rel_entries = bucket[:, -1]  # 2 entries (old and new) per relevant item
+    n_rel_entries = bucket[:, -1]  # one entry per relevant item and part
     width = int(n_rel_entries.max()) + 1
     if width == 1:  # no query of this chunk has a relevant item
         never = torch.full((steps + 1, b), torch.iinfo(torch.int64).max)
         return torch.full((steps + 1, b), float("nan"), dtype=torch.float64), never
     # histogram of entries by (query, bucket, join step, part): one bincount
-    key = bucket * (2 * (steps + 1)) + bin_
-    key += torch.arange(b)[:, None] * (width * 2 * (steps + 1))
-    counts = torch.bincount(key.view(-1), minlength=b * width * (steps + 1) * 2)
-    counts = counts.view(b, width, steps + 1, 2)[:, :, :steps]  # drop the self bin
+    n_bins = 2 * (steps + 2)
+    key = bucket * n_bins + bin_
+    key += torch.arange(b)[:, None] * (width * n_bins)
+    counts = torch.bincount(key.view(-1), minlength=b * width * n_bins)
+    counts = counts.view(b, width, steps + 2, 2)[:, :, : steps + 1]  # drop the query's own bin
     old_by_step, new_by_step = counts[..., 0], counts[..., 1]
     # at step s an old entry is live iff its item joins later (step > s), a new one iff step <= s
+    old_live = old_by_step.flip(2).cumsum(2).flip(2)
     zeros = torch.zeros((b, width, 1), dtype=counts.dtype)
-    old_live = torch.cat([old_by_step.flip(2).cumsum(2).flip(2), zeros], 2)
-    new_live = torch.cat([zeros, new_by_step.cumsum(2)], 2)
+    new_live = torch.cat([zeros, new_by_step[:, :, :steps].cumsum(2)], 2)
     live_before = (old_live + new_live).cumsum(1)  # entries in buckets <= r: before entry r
     # the relevant entries themselves, in rank order: their part and join step
     rows, cols = torch.nonzero(relevant, as_tuple=True)
     slot = bucket[rows, cols] - 1
     rel_new = torch.zeros((b, width - 1), dtype=torch.bool)
-    rel_step = torch.full((b, width - 1), steps + 1)  # padding: never live
+    rel_step = torch.zeros((b, width - 1), dtype=torch.int64)
     rel_bin = bin_[rows, cols]
     rel_new[rows, slot] = (rel_bin & 1).bool()
     rel_step[rows, slot] = (rel_bin >> 1) + 1
+    real = (torch.arange(width - 1)[None] < n_rel_entries[:, None])[:, :, None]
     k = torch.arange(steps + 1)[None, None]
     rel_step, rel_new = rel_step[:, :, None], rel_new[:, :, None]
-    rel_live = torch.where(rel_new, k >= rel_step, k < rel_step) & (rel_step <= steps)
+    rel_live = torch.where(rel_new, k >= rel_step, k < rel_step) & real
     rank = live_before[:, : width - 1] + 1
     precision = rel_live.cumsum(1).double() / rank
-    n_relevant = (n_rel_entries // 2).double()
+    n_relevant = (n_rel_entries // n_parts).double()
     # a sequential cumsum, not a pairwise sum: the dead entries add exact zeros, so any two
     # rules whose live entries rank alike give bit-identical AP (drm at t=0 == old/old)
     ap = (precision * rel_live).cumsum(1)[:, -1] / n_relevant[:, None]  # NaN: no relevant

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from backfill_lib.backfill import rank_gallery, reverse_transformation
+from backfill_lib.backfill import distance_rank_merge, rank_gallery, reverse_transformation
 from backfill_lib.index import BackfillIndex
 
 from .conftest import unit
@@ -50,8 +50,6 @@ def test_drm_rule_uses_the_given_old_query():
     index = make_index()
     index.backfill(np.arange(0, N, 2), NEW.numpy()[::2])
     old_q = unit(25, D_OLD, 9)
-    from backfill_lib.backfill import distance_rank_merge
-
     parts = distance_rank_merge(old_q, OLD, QUERIES, NEW)
     result = index.search(QUERIES.numpy(), 7, old_query=old_q.numpy())
     np.testing.assert_array_equal(result.ids, rank_gallery(parts, index.backfilled, 7)[0].numpy())
@@ -107,3 +105,20 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="old_query"):
         BackfillIndex(OLD.numpy(), D_NEW).search(QUERIES.numpy(), 3)
     assert index.fraction_backfilled == 0.0
+
+
+def test_ties_are_broken_by_id_like_the_evaluator():
+    old, new = OLD.clone(), NEW.clone()
+    old[[50, 10, 30]] = old[0].clone()  # exact ties in the old part...
+    new[[40, 20]] = new[1].clone()  # ...and in the new part
+    index = BackfillIndex(old.numpy(), D_NEW)
+    backfilled = np.zeros(N, dtype=bool)
+    backfilled[[1, 20, 40, 60]] = True
+    index.backfill(np.flatnonzero(backfilled), new.numpy()[backfilled])
+    # duplicates tie exactly within a part; queries off the gallery keep the two parts'
+    # similarities apart (faiss and torch may round one shared value differently)
+    old_queries = unit(len(QUERIES), D_OLD, 11)
+    result = index.search(QUERIES.numpy(), N, old_query=old_queries.numpy())
+    assert (np.diff(-result.distances, axis=1) == 0).any()  # the test does contain ties
+    parts = distance_rank_merge(old_queries, old, QUERIES, new)
+    np.testing.assert_array_equal(result.ids, rank_gallery(parts, backfilled, N)[0].numpy())

@@ -61,14 +61,15 @@ def test_fast_curve_equals_reference_with_ties_and_different_dims(chunk):
     old = torch.round(unit(150, 4, 3) * 2) / 2
     new = torch.round(unit(150, 6, 4) * 2) / 2
     labels = torch.randint(0, 5, (150,), generator=torch.Generator().manual_seed(1))
-    parts = distance_rank_merge(old, old, new, new)
     order = random_order(150, seed=5)
-    fast = evaluate_curve(parts, labels, order, steps=10, topk=(1, 3), chunk_entries=chunk)
-    ref = reference_curve(parts, labels, order, steps=10, topk=(1, 3))
-    np.testing.assert_allclose(fast.mAP, ref.mAP, atol=1e-12)
-    for k in (1, 3):
-        np.testing.assert_array_equal(fast.cmc[k], ref.cmc[k])
-    np.testing.assert_array_equal(fast.top1_hits, ref.top1_hits)
+    # two parts, and one space (both parts the same tensors: the one-entry-per-item path)
+    for parts in (distance_rank_merge(old, old, new, new), single_space(old, old, old)):
+        fast = evaluate_curve(parts, labels, order, steps=10, topk=(1, 3), chunk_entries=chunk)
+        ref = reference_curve(parts, labels, order, steps=10, topk=(1, 3))
+        np.testing.assert_allclose(fast.mAP, ref.mAP, atol=1e-12)
+        for k in (1, 3):
+            np.testing.assert_array_equal(fast.cmc[k], ref.cmc[k])
+        np.testing.assert_array_equal(fast.top1_hits, ref.top1_hits)
 
 
 def test_tie_policy_breaks_ties_by_gallery_index():
