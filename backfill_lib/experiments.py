@@ -64,7 +64,7 @@ class ExperimentConfig:
     old: TrainConfig = TrainConfig()
     new: TrainConfig = TrainConfig()
     rt: TransformConfig = TransformConfig()
-    rt_mc: TransformConfig = TransformConfig(mc_weight=1.0)
+    rt_mc: TransformConfig = TransformConfig(mc_weight=4.0)
     compatible_losses: dict = field(default_factory=lambda: dict(COMPATIBLE_LOSS_DEFAULTS))
     methods: tuple[str, ...] = METHODS
     orders: tuple[str, ...] = bf.ORDERS

@@ -9,7 +9,7 @@ All embeddings are unit vectors ``(B, d)`` and labels ``(B,)`` int64. Defaults a
   gradient-reversal scale alpha = 2 / (1 + exp(-10 p)) - 1 (the DANN ramp), reference radius
   r_0 = the mean class radius (the paper's per-dataset constant, made data-driven).
 - RACT: tau = 0.05 (Zhang et al.), weight 1.
-- Metric-compatible: tau = 0.1, weight 1 (chosen on a validation split, see
+- Metric-compatible: tau = 0.1, weight 4 (chosen on a validation split, see
   ``backfill_lib/training.py`` and the README).
 """
 

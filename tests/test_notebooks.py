@@ -1,0 +1,31 @@
+"""The notebooks are committed clean and teach with the library, not beside it."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_six_numbered_notebooks_exist():
+    assert [p.stem[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_or_widget_state(path):
+    book = json.loads(path.read_text())
+    assert "widgets" not in book["metadata"]
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_import_the_library_and_define_no_functions(path):
+    book = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    markdown = [c for c in book["cells"] if c["cell_type"] == "markdown"]
+    assert "from backfill_lib" in code
+    assert "def " not in code and "class " not in code
+    assert len(markdown) >= 3  # prose between the cells
