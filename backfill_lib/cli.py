@@ -12,6 +12,7 @@ from .backfill import ORDERS
 from .data import SETTINGS
 from .experiments import COMPATIBLE_METHODS, METHODS, PROFILES, Experiment, default_config
 from .report import format_compatibility, format_table, write_outputs
+from .reproduce import SETTING_NAMES, reproduce
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(train)
     train.add_argument("--model", required=True, choices=("old", "new", *COMPATIBLE_METHODS))
+    rep = sub.add_parser(
+        "reproduce",
+        help="every method in every setting over seeds: figures, results.md and the claims",
+    )
+    rep.add_argument("--dataset", default="digits")
+    rep.add_argument("--data-root")
+    rep.add_argument("--download", action="store_true")
+    rep.add_argument("--cache")
+    rep.add_argument("--profile", default="cpu", choices=PROFILES)
+    rep.add_argument("--epochs", type=int, help="override the profile's epochs for every model")
+    rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
+    rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
+    rep.add_argument("--seeds", nargs="+", type=int, default=[0])
     return parser
 
 
@@ -86,6 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
+        if args.command == "reproduce":
+            out = Path(
+                args.out or Path("figures") / args.dataset.split(":")[-1].rstrip("/").split("/")[-1]
+            )
+            md = reproduce(
+                args.dataset,
+                out,
+                args.profile,
+                tuple(args.settings),
+                tuple(args.seeds),
+                args.data_root,
+                args.cache,
+                args.download,
+                args.epochs,
+            )
+            print(md.read_text())
+            print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+            return 0
         if args.command == "train":
             experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
             if args.model in COMPATIBLE_METHODS:

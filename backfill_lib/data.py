@@ -13,6 +13,7 @@ epoch never touches the disk or a JPEG decoder. Names understood by :func:`load_
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from collections.abc import Callable
@@ -52,6 +53,14 @@ class ImageDataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def fingerprint(self) -> str:
+        """A short content hash: labels, shapes and a strided sample of the pixels."""
+        digest = hashlib.sha256()
+        for x in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            digest.update(str(tuple(x.shape)).encode())
+            digest.update(x.reshape(-1)[::97].numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, in [0, 1] units."""

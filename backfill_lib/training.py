@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import chain
@@ -109,6 +110,10 @@ def fit(
         params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
     )
     n = len(labels)
+    if config.epochs < 1 or n < 2:
+        raise ValueError(
+            f"{desc}: need epochs >= 1 and at least 2 images (got {config.epochs}, {n})"
+        )
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm needs > 1 sample
     total = config.epochs * steps_per_epoch
@@ -165,6 +170,12 @@ def fit(
                 partial,
             )
     model.eval()
+    if len(history) > 1 and history[-1] >= history[0]:
+        warnings.warn(
+            f"{desc}: the loss did not fall ({history[0]:.3f} -> {history[-1]:.3f}); the model "
+            "has probably not learned: check the learning rate and the data",
+            stacklevel=2,
+        )
     return history
 
 

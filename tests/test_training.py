@@ -139,3 +139,18 @@ def test_reverse_transformation_reduces_held_out_regression_error():
         bad = new.clone()
         bad[0, 0] = float("nan")
         fit_transformation(bad, old, labels)
+
+
+def test_a_run_that_does_not_learn_is_flagged(digits):
+    model, objective = build(digits)()
+    frozen = replace(CONFIG, lr=0.0, epochs=2, augment=False, batch_size=128)  # one full batch
+    with pytest.warns(UserWarning, match="did not fall"):
+        fit(model, objective, digits.train_images[:128], digits.train_labels[:128], frozen)
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        fit(
+            model,
+            objective,
+            digits.train_images[:128],
+            digits.train_labels[:128],
+            replace(CONFIG, epochs=0),
+        )

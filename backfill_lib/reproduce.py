@@ -1,0 +1,210 @@
+"""``backfill reproduce``: every method in every setting, figures, tables and the claims.
+
+Settings (METHOD.md section 2):
+
+- ``extended-class``: the default; same architecture for both models; every method.
+- ``heterogeneous``: extended-class with a smaller old architecture (ResNet-20 -> ResNet-56 on
+  the CPU profile, ResNet-18 -> ResNet-50 on the GPU profile, SmallCNN -> ResNet-20 on digits).
+- ``extended-data``: the old model sees a random half of the training images.
+- ``open-class``: both models train without the last 20% of the classes, which alone are
+  tested.
+
+On the CPU profile for 32x32 datasets the three further settings run the methods that need no
+compatible training (``old/old new/new new/old drm rt rt+mc``); digits and the GPU profile
+run every method everywhere. Each setting writes ``<out>/<setting>/`` (the demo's files, from
+the first seed), and ``<out>/results.md`` gathers every setting with the mean and spread over
+seeds and the claims as they came out.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .experiments import COMPATIBLE_METHODS, METHODS, Experiment, ExperimentConfig, default_config
+from .report import markdown_table, write_outputs
+from .storage import atomic_write, save_json
+
+SETTING_NAMES = ("extended-class", "heterogeneous", "extended-data", "open-class")
+NO_COMPATIBLE = tuple(m for m in METHODS if m not in COMPATIBLE_METHODS)
+HETEROGENEOUS_OLD = {"cnn-small": "cnn-small", "resnet20": "resnet20", "resnet18": "resnet18"}
+HETEROGENEOUS_NEW = {"cnn-small": "resnet20", "resnet20": "resnet56", "resnet18": "resnet50"}
+
+
+def setting_config(
+    dataset: str, profile: str, name: str, seed: int = 0, epochs: int | None = None
+) -> ExperimentConfig:
+    """The configuration of one named setting and seed (old seed 2s, new seed 2s+1)."""
+    if name not in SETTING_NAMES:
+        raise ValueError(f"unknown setting {name!r}; choose from {', '.join(SETTING_NAMES)}")
+    base = default_config(dataset, profile)
+    cheap = dataset != "digits" and profile == "cpu" and name != "extended-class"
+    old = replace(base.old, seed=2 * seed, epochs=epochs or base.old.epochs)
+    new = replace(base.new, seed=2 * seed + 1, epochs=epochs or base.new.epochs)
+    if name == "heterogeneous":
+        old = replace(old, arch=HETEROGENEOUS_OLD[old.arch])
+        new = replace(new, arch=HETEROGENEOUS_NEW[new.arch])
+    return replace(
+        base,
+        setting="extended-class" if name == "heterogeneous" else name,
+        old=old,
+        new=new,
+        methods=NO_COMPATIBLE if cheap else METHODS,
+        order_seed=seed,
+    )
+
+
+@dataclass
+class Claim:
+    """One claim of the issue, checked on one setting's results."""
+
+    text: str
+    holds: bool
+    evidence: str
+
+
+def check_claims(results: dict[str, dict]) -> list[Claim]:
+    """Claims (a)-(e) on ``{order: results}`` of one setting (random and uncertainty)."""
+    rnd = results["random"]["methods"]
+    old_old, new_new = rnd["old/old"]["mAP"][0], rnd["new/new"]["mAP"][0]
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    claims = []
+    drm = rnd["drm"]["mAP"]
+    claims.append(
+        Claim(
+            "(a) drm rises from old/old to new/new",
+            drm[0] == old_old and drm[-1] == new_new and rnd["drm"]["auc_mAP"] > old_old,
+            f"drm mAP {pct(drm[0])} -> {pct(drm[-1])} (old/old {pct(old_old)}, new/new "
+            f"{pct(new_new)}), AUC {pct(rnd['drm']['auc_mAP'])}",
+        )
+    )
+    for label, better, worse in (
+        ("(b) rt beats drm in AUC", "rt", "drm"),
+        ("(c) rt+mc beats rt", "rt+mc", "rt"),
+    ):
+        parts = [
+            f"{o}: {pct(results[o]['methods'][better]['auc_mAP'])} vs "
+            f"{pct(results[o]['methods'][worse]['auc_mAP'])}"
+            for o in results
+        ]
+        holds = all(
+            results[o]["methods"][better]["auc_mAP"] > results[o]["methods"][worse]["auc_mAP"]
+            for o in results
+        )
+        claims.append(Claim(label, holds, "AUC-mAP " + "; ".join(parts)))
+    compatible = [m for m in COMPATIBLE_METHODS if m in rnd]
+    below = {m: rnd[m]["final_mAP"] < new_new for m in compatible}
+    claims.append(
+        Claim(
+            "(d) rt+mc ends at new/new; the compatible methods end below it",
+            rnd["rt+mc"]["final_mAP"] == new_new and all(below.values()),
+            f"rt+mc final {pct(rnd['rt+mc']['final_mAP'])} = new/new {pct(new_new)}; "
+            + (
+                ", ".join(f"{m} {pct(rnd[m]['final_mAP'])}" for m in compatible)
+                or "no compatible method run"
+            ),
+        )
+    )
+    if "uncertainty" in results:
+        unc = results["uncertainty"]["methods"]
+        online = ("drm", "rt", "rt+mc")
+        claims.append(
+            Claim(
+                "(e) the uncertainty order beats the random order",
+                all(unc[m]["auc_mAP"] > rnd[m]["auc_mAP"] for m in online),
+                "AUC-mAP uncertainty vs random: "
+                + ", ".join(
+                    f"{m} {pct(unc[m]['auc_mAP'])} vs {pct(rnd[m]['auc_mAP'])}" for m in online
+                ),
+            )
+        )
+    return claims
+
+
+def reproduce(
+    dataset: str,
+    out: Path,
+    profile: str = "cpu",
+    settings: tuple[str, ...] = SETTING_NAMES,
+    seeds: tuple[int, ...] = (0,),
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    epochs: int | None = None,
+) -> Path:
+    """Run the settings over the seeds, write every output, return ``out/results.md``."""
+    out = Path(out)
+    sections, summary = [], {}
+    for name in settings:
+        start = time.perf_counter()
+        per_seed = []
+        for seed in seeds:
+            config = setting_config(dataset, profile, name, seed, epochs)
+            experiment = Experiment(config, data_root, cache_dir, download)
+            results = {order: experiment.results(order) for order in config.orders}
+            if seed == seeds[0]:
+                write_outputs(list(results.values()), experiment.compatibility(), out / name)
+                claims = check_claims(results)
+            per_seed.append(results)
+        minutes = (time.perf_counter() - start) / 60
+        summary[name] = _spread(per_seed)
+        sections.append(_section(name, config, per_seed[0], summary[name], claims, seeds, minutes))
+    save_json(summary, out / "summary.json")
+    command = f"backfill reproduce --dataset {dataset} --profile {profile}"
+    if epochs:
+        command += f" --epochs {epochs}"
+    command += f" --settings {' '.join(settings)} --seeds {' '.join(map(str, seeds))}"
+    title = f"# Reproduction on {dataset} ({profile} profile)\n\nMade by `{command}`.\n\n"
+    return atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(sections)))
+
+
+def _spread(per_seed: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of AUC-mAP and relative gain, per order and method."""
+    out = {}
+    for order in per_seed[0]:
+        for method in per_seed[0][order]["methods"]:
+            for key in ("auc_mAP", "relative_gain", "final_mAP"):
+                values = [r[order]["methods"][method][key] for r in per_seed]
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                out.setdefault(order, {}).setdefault(method, {})[key] = {
+                    "mean": statistics.fmean(values),
+                    "sd": sd,
+                }
+    return out
+
+
+def _section(name, config, first, spread, claims, seeds, minutes) -> str:
+    lines = [
+        f"## {name}",
+        "",
+        f"old {config.old.arch} ({config.old.epochs} epochs), new {config.new.arch}, "
+        f"{config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min on this run. "
+        f"Figures: [{name}/]({name}/results.md).",
+        "",
+    ]
+    for order, res in first.items():
+        lines += [
+            f"### {order} order (seed {seeds[0]})",
+            "",
+            f"![curves]({name}/curves-{order}.png)",
+            "",
+            markdown_table(res),
+            "",
+        ]
+        if len(seeds) > 1:
+            lines += [
+                "Mean ± sd over seeds (relative gain %): "
+                + ", ".join(
+                    f"{m} {v['relative_gain']['mean']:.1f} ± {v['relative_gain']['sd']:.1f}"
+                    for m, v in spread[order].items()
+                    if m not in ("old/old", "new/new")
+                ),
+                "",
+            ]
+    lines += ["### Claims", ""]
+    lines += [
+        f"- {'holds' if c.holds else 'does NOT hold'}: {c.text}. {c.evidence}." for c in claims
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from backfill_lib.cli import main
+from backfill_lib.reproduce import check_claims, setting_config
+
+
+def test_setting_configs():
+    het = setting_config("cifar10", "cpu", "heterogeneous")
+    assert (het.old.arch, het.new.arch, het.setting) == ("resnet20", "resnet56", "extended-class")
+    gpu = setting_config("cifar10", "gpu", "heterogeneous")
+    assert (gpu.old.arch, gpu.new.arch) == ("resnet18", "resnet50")
+    assert "bct" not in setting_config("cifar10", "cpu", "open-class").methods
+    assert "bct" in setting_config("digits", "cpu", "open-class").methods
+    seeded = setting_config("digits", "cpu", "extended-class", seed=3)
+    assert (seeded.old.seed, seeded.new.seed, seeded.order_seed) == (6, 7, 3)
+    with pytest.raises(ValueError, match="unknown setting"):
+        setting_config("digits", "cpu", "sideways")
+
+
+def fake(order, drm, rt, rtmc, bct_final=0.5):
+    curve = lambda a, b: {"mAP": [a, b], "auc_mAP": (a + b) / 2, "final_mAP": b}  # noqa: E731
+    methods = {
+        "old/old": curve(0.3, 0.3),
+        "new/new": curve(0.6, 0.6),
+        "drm": curve(0.3, 0.6),
+        "rt": curve(0.35, 0.6),
+        "rt+mc": curve(0.45, 0.6),
+        "bct": curve(0.32, bct_final),
+    }
+    methods["drm"]["auc_mAP"], methods["rt"]["auc_mAP"], methods["rt+mc"]["auc_mAP"] = drm, rt, rtmc
+    return {"order": order, "methods": methods}
+
+
+def test_claims_report_what_holds_and_what_does_not():
+    results = {
+        "random": fake("random", 0.40, 0.45, 0.5),
+        "uncertainty": fake("uncertainty", 0.42, 0.47, 0.52),
+    }
+    assert all(c.holds for c in check_claims(results))
+    results["uncertainty"] = fake("uncertainty", 0.42, 0.41, 0.52, bct_final=0.7)
+    verdicts = {c.text[:3]: c.holds for c in check_claims(results)}
+    assert verdicts == {"(a)": True, "(b)": False, "(c)": True, "(d)": True, "(e)": False}
+    results["random"] = fake("random", 0.40, 0.45, 0.5, bct_final=0.7)
+    assert not {c.text[:3]: c.holds for c in check_claims(results)}["(d)"]
+
+
+def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
+    out = tmp_path / "figs"
+    args = [
+        "reproduce",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "3",
+        "--seeds",
+        "0",
+        "1",
+        "--settings",
+        "extended-class",
+        "open-class",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    for setting in ("extended-class", "open-class"):
+        res = json.loads((out / setting / "results.json").read_text())
+        assert res["setting"] == setting and len(res["fractions"]) == 21
+        assert (out / setting / "curves-uncertainty.png").exists()
+    open_class = json.loads((out / "open-class" / "results.json").read_text())
+    assert open_class["gallery_size"] < 250  # only the two held-out classes are tested
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["extended-class"]["random"]["rt+mc"]["relative_gain"]["sd"] >= 0
+    text = (out / "results.md").read_text()
+    assert "(a) drm rises" in text and "Mean ± sd over seeds" in text
