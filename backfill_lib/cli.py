@@ -12,10 +12,11 @@ from .backfill import ORDERS
 from .data import SETTINGS
 from .experiments import COMPATIBLE_METHODS, METHODS, PROFILES, Experiment, default_config
 from .report import format_compatibility, format_table, write_outputs
-from .reproduce import SETTING_NAMES, reproduce
+from .reproduce import SETTING_NAMES, default_out, reproduce
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
+    """The data, cache and profile options every subcommand shares."""
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -30,7 +31,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache", help="cache folder (default $BACKFILL_CACHE or ~/.cache/backfill_lib)"
     )
-    parser.add_argument("--setting", default="extended-class", choices=SETTINGS)
+    if setting:
+        parser.add_argument("--setting", default="extended-class", choices=SETTINGS)
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument("--epochs", type=int, help="override the profile's epochs for every model")
 
@@ -73,12 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="every method in every setting over seeds: figures, results.md and the claims",
     )
-    rep.add_argument("--dataset", default="digits")
-    rep.add_argument("--data-root")
-    rep.add_argument("--download", action="store_true")
-    rep.add_argument("--cache")
-    rep.add_argument("--profile", default="cpu", choices=PROFILES)
-    rep.add_argument("--epochs", type=int, help="override the profile's epochs for every model")
+    _add_common(rep, setting=False)
     rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
     rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
     rep.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -101,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         if args.command == "reproduce":
-            out = Path(
-                args.out or Path("figures") / args.dataset.split(":")[-1].rstrip("/").split("/")[-1]
-            )
+            out = Path(args.out) if args.out else default_out(args.dataset)
             md = reproduce(
                 args.dataset,
                 out,

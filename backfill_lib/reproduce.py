@@ -56,6 +56,11 @@ def setting_config(
     )
 
 
+def default_out(dataset: str) -> Path:
+    """``figures/<name>``: ``figures/cifar10`` for ``cifar10`` or ``imagefolder:.../cifar10``."""
+    return Path("figures") / Path(dataset.split(":", 1)[-1]).name
+
+
 @dataclass
 class Claim:
     """One claim of the issue, checked on one setting's results."""

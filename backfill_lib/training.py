@@ -170,7 +170,7 @@ def fit(
                 partial,
             )
     model.eval()
-    if len(history) > 1 and history[-1] >= history[0]:
+    if len(history) > 1 and history[-1] > 0.99 * history[0]:
         warnings.warn(
             f"{desc}: the loss did not fall ({history[0]:.3f} -> {history[-1]:.3f}); the model "
             "has probably not learned: check the learning rate and the data",

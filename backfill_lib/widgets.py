@@ -89,7 +89,7 @@ class BackfillExplorer:
                 self.fraction,
                 self.metrics,
                 self.curves_image,
-                widgets.HBox([self.retrieval_image]),
+                self.retrieval_image,
                 self.histogram_image,
             ]
         )
@@ -99,10 +99,6 @@ class BackfillExplorer:
     def step(self) -> int:
         """The curve step shown: ``round(t * S)``."""
         return int(round(self.fraction.value * self.steps))
-
-    def backfilled(self) -> np.ndarray:
-        """``(N,)`` which gallery items are in the new part at the current fraction."""
-        return backfilled_mask(self.orders[self.order.value], self.step / self.steps)
 
     def state(self) -> dict:
         """What the explorer displays now (metrics in [0, 1])."""
