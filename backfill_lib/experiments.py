@@ -416,7 +416,7 @@ class Experiment:
                 "query_forward_passes": parts[m].forward_passes,
             }
         return {
-            "dataset": cfg.dataset,
+            "dataset": self.dataset.name,
             "setting": cfg.setting,
             "order": order,
             "fractions": curves["old/old"].fractions.tolist(),
