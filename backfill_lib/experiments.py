@@ -19,7 +19,14 @@ import torch
 from . import backfill as bf
 from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
-from .metrics import auc, evaluate_curve, mean_average_precision, negative_flip_rate, relative_gain
+from .metrics import (
+    auc,
+    evaluate_curve,
+    mean_average_precision,
+    negative_flip_rate,
+    relative_gain,
+    update_gain,
+)
 from .models import EmbeddingModel
 from .storage import config_key, default_cache_dir, load_torch, save_torch
 from .training import (
@@ -386,7 +393,7 @@ class Experiment:
             summary[m] = {
                 "cross_mAP": cross,
                 "compatible": cross is not None and cross > old_old,
-                "update_gain": None if cross is None else relative_gain(cross, old_old, new_new),
+                "update_gain": None if cross is None else update_gain(cross, old_old, new_new),
                 "self_mAP": matrix[m][m],
                 "cost_vs_independent_new": matrix[m][m] - new_new,
             }
