@@ -1,9 +1,10 @@
 """End to end in a real browser: JupyterLab on localhost, the explorer notebook, a slider.
 
 Starts JupyterLab on a copy of ``notebooks/06_backfill_explorer.ipynb``, opens it in
-headless Debian Chromium driven by Playwright (no browser download), runs every cell, moves
-the backfill slider with the keyboard and checks that the displayed mAP becomes the
-evaluator's value at the new fraction. Skips when Chromium or Playwright is missing.
+headless Debian Chromium driven by Playwright (no browser download), waits until the
+notebook's kernel is connected and idle, runs every cell, moves the backfill slider with the
+keyboard and checks that the displayed mAP becomes the evaluator's value at the new fraction.
+Skips when Chromium or Playwright is missing.
 """
 
 import os
@@ -25,16 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 METRICS = re.compile(r"backfilled (\d+)% · mAP ([\d.]+)% · top-1 ([\d.]+)%")
 
-# Opt-in: it passed in CI and locally, then failed repeatedly with cells sent from the page
-# never reaching the kernel (cells stay "[ ]" while the kernel reports idle). Until that is
-# understood it runs only with BACKFILL_BROWSER_TEST=1, so that it cannot block CI.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        os.environ.get("BACKFILL_BROWSER_TEST") != "1",
-        reason="set BACKFILL_BROWSER_TEST=1 to run the real-browser test",
-    ),
-]
+pytestmark = pytest.mark.browser
+
+
+# window.jupyterapp exists because the server runs with LabApp.expose_app_in_browser.
+KERNEL_READY = """() => {
+    const kernel = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
+    return kernel?.connectionStatus === "connected" && kernel?.status === "idle";
+}"""
 
 
 def free_port() -> int:
@@ -64,6 +63,7 @@ def jupyter(tmp_path, cache):
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={tmp_path}",
             "--LabApp.news_url=",
+            "--LabApp.expose_app_in_browser=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ],
         env=env,
@@ -114,6 +114,9 @@ def test_explorer_slider_in_a_real_browser(jupyter, cache):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(jupyter)
         page.locator(".jp-Notebook").wait_for(timeout=60_000)
+        # Cells run before the session has its kernel are cleared, not queued (they stay
+        # "[ ]"): wait until the notebook's kernel is connected and idle.
+        page.wait_for_function(KERNEL_READY, timeout=120_000)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
         metrics = page.locator(".bf-metrics")
