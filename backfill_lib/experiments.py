@@ -21,6 +21,7 @@ from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split,
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
 from .metrics import (
     auc,
+    class_average_precision,
     evaluate_curve,
     mean_average_precision,
     negative_flip_rate,
@@ -398,6 +399,22 @@ class Experiment:
                 "cost_vs_independent_new": matrix[m][m] - new_new,
             }
         return {"models": names, "matrix": matrix, "methods": summary}
+
+    def compatibility_by_class(self, models: tuple[str, ...] | None = None) -> dict:
+        """``{method: {class: mAP}}`` of each model's queries against the *old* gallery.
+
+        Keys as in the curves: ``old/old``, ``new/old`` and the compatible methods (default:
+        the configuration's). Shows where the criterion is won or lost, e.g. on the classes
+        the old model saw (``split.old_classes``) against those it never saw.
+        """
+        if models is None:
+            models = tuple(m for m in COMPATIBLE_METHODS if m in self.config.methods)
+        old, labels = self.embeddings("old"), self.test_labels
+        names = {"old/old": "old", "new/old": "new", **{m: m for m in models}}
+        return {
+            key: class_average_precision(self.embeddings(model), old, labels)
+            for key, model in names.items()
+        }
 
     def results(self, order: str) -> dict:
         """The ``results.json`` dictionary for one backfill order."""

@@ -257,3 +257,17 @@ def mean_average_precision(
     """mAP of one space (no backfill): ``queries`` and ``gallery`` hold the same items."""
     parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
     return float(evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1).mAP[0])
+
+
+def class_average_precision(
+    queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor | np.ndarray
+) -> dict[int, float]:
+    """``{class: mAP of that class's queries}`` in one space (as :func:`mean_average_precision`).
+
+    Shows *where* a cross-model mAP is won or lost, e.g. on the classes the old model saw
+    against those it never saw.
+    """
+    parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
+    ap = evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1).query_ap[0]
+    labels = np.asarray(labels)
+    return {int(c): float(np.nanmean(ap[labels == c])) for c in np.unique(labels)}

@@ -141,6 +141,33 @@ def plot_compatibility(compatibility: dict) -> plt.Figure:
     return fig
 
 
+def plot_class_map(per_class: dict[str, dict[int, float]], old_classes: int) -> plt.Figure:
+    """mAP per query class for each method: ``{method: {class: mAP}}``, e.g. ``old/old``,
+    ``new/old`` and the compatible models against the old gallery.
+
+    Classes below ``old_classes`` (those the old model was trained on) are shaded.
+    """
+    names = list(per_class)
+    classes = sorted(per_class[names[0]])
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(classes) * (1 + 0.15 * len(names))), 4.0))
+    seen = [c for c in classes if c < old_classes]
+    if seen:
+        ax.axvspan(
+            -0.5, len(seen) - 0.5, color="#eeeeee", zorder=0, label="classes the old model saw"
+        )
+    for i, name in enumerate(names):
+        x = np.arange(len(classes)) + (i - (len(names) - 1) / 2) * width
+        values = [100 * per_class[name][c] for c in classes]
+        ax.bar(x, values, width, label=_style(name)["label"], color=_style(name)["color"], zorder=2)
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+    ax.set(xlabel="query class", ylabel="mAP (%)", ylim=(0, 100))
+    ax.set_title("Cross-model mAP per class (query model vs the old gallery)")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def plot_distance_histograms(
     old_part: dict[str, np.ndarray],
     new_part: dict[str, np.ndarray],

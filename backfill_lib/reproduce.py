@@ -139,10 +139,20 @@ def reproduce(
     download: bool = False,
     epochs: int | None = None,
 ) -> Path:
-    """Run the settings over the seeds, write every output, return ``out/results.md``."""
+    """Run the settings over the seeds, write every output, return ``out/results.md``.
+
+    ``results.md`` and ``summary.json`` are rewritten after every finished setting, listing
+    the settings still to run, so an interrupted run leaves every finished result readable
+    (and the cache lets a rerun of the same command pick up where it stopped).
+    """
     out = Path(out)
+    command = f"backfill reproduce --dataset {dataset} --profile {profile}"
+    if epochs:
+        command += f" --epochs {epochs}"
+    command += f" --settings {' '.join(settings)} --seeds {' '.join(map(str, seeds))}"
+    title = f"# Reproduction on {dataset} ({profile} profile)\n\nMade by `{command}`.\n\n"
     sections, summary = [], {}
-    for name in settings:
+    for done, name in enumerate(settings, 1):
         start = time.perf_counter()
         per_seed = []
         for seed in seeds:
@@ -156,13 +166,12 @@ def reproduce(
         minutes = (time.perf_counter() - start) / 60
         summary[name] = _spread(per_seed)
         sections.append(_section(name, config, per_seed[0], summary[name], claims, seeds, minutes))
-    save_json(summary, out / "summary.json")
-    command = f"backfill reproduce --dataset {dataset} --profile {profile}"
-    if epochs:
-        command += f" --epochs {epochs}"
-    command += f" --settings {' '.join(settings)} --seeds {' '.join(map(str, seeds))}"
-    title = f"# Reproduction on {dataset} ({profile} profile)\n\nMade by `{command}`.\n\n"
-    return atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(sections)))
+        pending = settings[done:]
+        note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
+        text = title + note + "\n".join(sections)
+        save_json(summary, out / "summary.json")
+        path = atomic_write(out / "results.md", lambda tmp, text=text: tmp.write_text(text))
+    return path
 
 
 def _spread(per_seed: list[dict]) -> dict:

@@ -12,6 +12,7 @@ from backfill_lib.backfill import (
 from backfill_lib.metrics import (
     auc,
     average_precision,
+    class_average_precision,
     evaluate_curve,
     mean_average_precision,
     negative_flip_rate,
@@ -129,6 +130,18 @@ def test_mean_average_precision_single_space():
     e = unit(120, 5, 9)
     labels = torch.arange(120) % 4
     assert mean_average_precision(e, e, labels) == pytest.approx(brute_force_map(e, e, labels)[0])
+
+
+def test_class_average_precision_is_the_map_of_each_class_queries():
+    # class 0: three copies of one point (AP 1); class 1: three orthogonal points, tied at
+    # similarity 0 with everything, so ties by index put class 0 first: AP (1/4 + 2/5) / 2
+    e = torch.tensor([[1.0, 0, 0, 0]] * 3 + [[0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert class_average_precision(e, e, labels) == pytest.approx({0: 1.0, 1: 0.325})
+    q, g = unit(120, 5, 3), unit(120, 5, 4)
+    labels = torch.arange(120) % 4  # equal class sizes: the mean over classes is the mAP
+    per_class = class_average_precision(q, g, labels)
+    assert np.mean(list(per_class.values())) == pytest.approx(mean_average_precision(q, g, labels))
 
 
 def test_bad_input_is_named():

@@ -76,3 +76,26 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     assert summary["extended-class"]["random"]["rt+mc"]["relative_gain"]["sd"] >= 0
     text = (out / "results.md").read_text()
     assert "(a) drm rises" in text and "Mean ± sd over seeds" in text
+    assert "Still to run" not in text
+
+
+def test_an_interrupted_reproduce_leaves_the_finished_settings_readable(
+    tmp_path, cache, monkeypatch
+):
+    import backfill_lib.reproduce as rep
+
+    def interrupted(results, compatibility, out):
+        if out.name == "open-class":
+            raise KeyboardInterrupt
+        return write_outputs(results, compatibility, out)
+
+    write_outputs = rep.write_outputs
+    monkeypatch.setattr(rep, "write_outputs", interrupted)
+    out = tmp_path / "figs"
+    with pytest.raises(KeyboardInterrupt):
+        rep.reproduce(
+            "digits", out, settings=("extended-class", "open-class"), cache_dir=cache, epochs=3
+        )
+    text = (out / "results.md").read_text()
+    assert "## extended-class" in text and "**Still to run:** open-class" in text
+    assert list(json.loads((out / "summary.json").read_text())) == ["extended-class"]
