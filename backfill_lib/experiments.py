@@ -367,8 +367,9 @@ class Experiment:
         return bf.make_order(kind, len(old), self.config.order_seed, uncertainty)
 
     def compatibility(self, models: tuple[str, ...] | None = None) -> dict:
-        """The cross-model mAP matrix (rows query model, columns gallery model) and, per
-        new model, the criterion, the update gain and the cost of compatibility.
+        """The cross-model mAP matrix (rows query model, columns gallery model); per new
+        model, the criterion, the update gain and the cost of compatibility; and
+        ``by_class`` (:meth:`compatibility_by_class`) with ``old_classes``.
 
         ``models`` defaults to old, new and the configuration's compatible methods.
         """
@@ -398,7 +399,13 @@ class Experiment:
                 "self_mAP": matrix[m][m],
                 "cost_vs_independent_new": matrix[m][m] - new_new,
             }
-        return {"models": names, "matrix": matrix, "methods": summary}
+        return {
+            "models": names,
+            "matrix": matrix,
+            "methods": summary,
+            "by_class": self.compatibility_by_class(tuple(names[2:])),
+            "old_classes": self.split.old_classes,
+        }
 
     def compatibility_by_class(self, models: tuple[str, ...] | None = None) -> dict:
         """``{method: {class: mAP}}`` of each model's queries against the *old* gallery.
@@ -414,6 +421,7 @@ class Experiment:
         return {
             key: class_average_precision(self.embeddings(model), old, labels)
             for key, model in names.items()
+            if self.embeddings(model).shape[1] == old.shape[1]
         }
 
     def results(self, order: str) -> dict:

@@ -6,7 +6,8 @@ Files written by :func:`write_outputs` into the output folder:
   ``results-<order>.json`` for every further order.
 - ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method.
 - ``gains-<order>.png``: relative gain per method.
-- ``compatibility.json`` / ``compatibility.png``: the cross-model mAP matrix.
+- ``compatibility.json`` / ``compatibility.png``: the cross-model mAP matrix;
+  ``compatibility-by-class.png``: each model's mAP per class against the old gallery.
 - ``results.md``: every table above in Markdown.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .plots import plot_compatibility, plot_curves, plot_gain_bars, save_figure
+from .plots import plot_class_map, plot_compatibility, plot_curves, plot_gain_bars, save_figure
 from .storage import atomic_write, save_json
 
 COLUMNS = (
@@ -128,6 +129,11 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         "```",
         "",
     ]
+    if "by_class" in compatibility:
+        fig = plot_class_map(compatibility["by_class"], compatibility["old_classes"])
+        written.append(save_figure(fig, out / "compatibility-by-class.png"))
+        plt.close(fig)
+        md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
     first = results[0]
     title = f"# {first['dataset']} — {first['setting']} ({first['gallery_size']} gallery items)\n\n"
     written.append(

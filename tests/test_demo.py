@@ -52,7 +52,13 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
     for m in res["methods"].values():
         assert set(m) >= SCHEMA_KEYS and len(m["mAP"]) == 21
         assert all(0.0 <= v <= 1.0 for v in m["mAP"] + m["top1"])
-    for name in ("curves-random.png", "curves-uncertainty.png", "compatibility.png", "results.md"):
+    for name in (
+        "curves-random.png",
+        "curves-uncertainty.png",
+        "compatibility.png",
+        "compatibility-by-class.png",
+        "results.md",
+    ):
         assert name in demo["files"]
 
 
@@ -84,6 +90,13 @@ def test_compatible_models_are_reported_beside_the_independent_one(demo):
         res = demo["random"]["methods"][method]
         assert res["mAP"][0] == pytest.approx(summary["cross_mAP"])  # curve starts at M(new, old)
         assert res["final_mAP"] == pytest.approx(summary["self_mAP"])  # and ends at its new/new
+    # per class against the old gallery: the old model's own queries do better on the classes
+    # it was trained on than on the others
+    by_class = {m: {int(c): v for c, v in ap.items()} for m, ap in comp["by_class"].items()}
+    assert set(by_class) == {"old/old", "new/old", "bct", "advbct", "ract", "l2"}
+    seen = [v for c, v in by_class["old/old"].items() if c < comp["old_classes"]]
+    unseen = [v for c, v in by_class["old/old"].items() if c >= comp["old_classes"]]
+    assert min(seen) > max(unseen)
 
 
 def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):
