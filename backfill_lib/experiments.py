@@ -20,11 +20,12 @@ from . import backfill as bf
 from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
 from .metrics import (
+    Curve,
     auc,
     class_average_precision,
     evaluate_curve,
-    mean_average_precision,
     negative_flip_rate,
+    one_space_curve,
     relative_gain,
     update_gain,
 )
@@ -139,6 +140,7 @@ class Experiment:
         self._keys: dict[str, str] = {}
         self._embeddings: dict[str, torch.Tensor] = {}
         self._transforms: dict[str, Transformation] = {}
+        self._one_space_curves: dict[tuple[str, str], Curve] = {}
 
     @cached_property
     def dataset(self) -> ImageDataset:
@@ -378,13 +380,11 @@ class Experiment:
         if models[:2] != ("old", "new"):
             raise ValueError("models must start with 'old', 'new'")
         names = list(models)
-        emb = {n: self.embeddings(n) for n in names}
-        labels = self.test_labels
         matrix = {
             q: {
-                g: mean_average_precision(emb[q], emb[g], labels)
+                g: float(self._one_space(q, g).mAP[0])
                 for g in names
-                if emb[q].shape[1] == emb[g].shape[1]
+                if self.embeddings(q).shape[1] == self.embeddings(g).shape[1]
             }
             for q in names
         }
@@ -416,13 +416,25 @@ class Experiment:
         """
         if models is None:
             models = tuple(m for m in COMPATIBLE_METHODS if m in self.config.methods)
-        old, labels = self.embeddings("old"), self.test_labels
+        dim = self.embeddings("old").shape[1]
         names = {"old/old": "old", "new/old": "new", **{m: m for m in models}}
         return {
-            key: class_average_precision(self.embeddings(model), old, labels)
+            key: class_average_precision(
+                self._one_space(model, "old").query_ap[0], self.test_labels
+            )
             for key, model in names.items()
-            if self.embeddings(model).shape[1] == old.shape[1]
+            if self.embeddings(model).shape[1] == dim
         }
+
+    def _one_space(self, query_model: str, gallery_model: str) -> Curve:
+        """``one_space_curve`` of two models' test embeddings, computed once per pair (the
+        matrix and the per-class view share it)."""
+        pair = (query_model, gallery_model)
+        if pair not in self._one_space_curves:
+            self._one_space_curves[pair] = one_space_curve(
+                self.embeddings(query_model), self.embeddings(gallery_model), self.test_labels
+            )
+        return self._one_space_curves[pair]
 
     def results(self, order: str) -> dict:
         """The ``results.json`` dictionary for one backfill order."""

@@ -251,23 +251,30 @@ def update_gain(cross: float, old_old: float, new_new: float) -> float:
     return relative_gain(cross, old_old, new_new)
 
 
+def one_space_curve(
+    queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor | np.ndarray
+) -> Curve:
+    """The single point of one space (no backfill): ``queries`` and ``gallery`` hold the same
+    items. Its ``query_ap[0]`` feeds :func:`class_average_precision`."""
+    parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
+    return evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1)
+
+
 def mean_average_precision(
     queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor | np.ndarray
 ) -> float:
     """mAP of one space (no backfill): ``queries`` and ``gallery`` hold the same items."""
-    parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
-    return float(evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1).mAP[0])
+    return float(one_space_curve(queries, gallery, labels).mAP[0])
 
 
 def class_average_precision(
-    queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor | np.ndarray
+    query_ap: np.ndarray, labels: torch.Tensor | np.ndarray
 ) -> dict[int, float]:
-    """``{class: mAP of that class's queries}`` in one space (as :func:`mean_average_precision`).
+    """``{class: mAP of that class's queries}`` from per-query APs ``(Q,)`` (NaN: left out),
+    e.g. ``one_space_curve(...).query_ap[0]``.
 
     Shows *where* a cross-model mAP is won or lost, e.g. on the classes the old model saw
     against those it never saw.
     """
-    parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
-    ap = evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1).query_ap[0]
     labels = np.asarray(labels)
-    return {int(c): float(np.nanmean(ap[labels == c])) for c in np.unique(labels)}
+    return {int(c): float(np.nanmean(query_ap[labels == c])) for c in np.unique(labels)}

@@ -16,6 +16,7 @@ from backfill_lib.metrics import (
     evaluate_curve,
     mean_average_precision,
     negative_flip_rate,
+    one_space_curve,
     reference_curve,
     relative_gain,
 )
@@ -137,10 +138,11 @@ def test_class_average_precision_is_the_map_of_each_class_queries():
     # similarity 0 with everything, so ties by index put class 0 first: AP (1/4 + 2/5) / 2
     e = torch.tensor([[1.0, 0, 0, 0]] * 3 + [[0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
-    assert class_average_precision(e, e, labels) == pytest.approx({0: 1.0, 1: 0.325})
+    ap = one_space_curve(e, e, labels).query_ap[0]
+    assert class_average_precision(ap, labels) == pytest.approx({0: 1.0, 1: 0.325})
     q, g = unit(120, 5, 3), unit(120, 5, 4)
     labels = torch.arange(120) % 4  # equal class sizes: the mean over classes is the mAP
-    per_class = class_average_precision(q, g, labels)
+    per_class = class_average_precision(one_space_curve(q, g, labels).query_ap[0], labels)
     assert np.mean(list(per_class.values())) == pytest.approx(mean_average_precision(q, g, labels))
 
 
