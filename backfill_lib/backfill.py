@@ -71,6 +71,11 @@ class TwoPartEmbeddings:
             raise ValueError("query_old and query_new must hold the same queries")
 
     @property
+    def one_space(self) -> bool:
+        """Both parts are the same tensors: nothing changes as the backfill goes on."""
+        return self.query_old is self.query_new and self.gallery_old is self.gallery_new
+
+    @property
     def num_queries(self) -> int:
         return len(self.query_old)
 

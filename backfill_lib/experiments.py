@@ -4,22 +4,27 @@
 embedding table it needs is built on first use and cached on disk under a key derived
 from its full configuration (see :mod:`backfill_lib.storage`), so a second run is fast
 and an interrupted one resumes. :meth:`Experiment.results` evaluates every requested
-method along the backfilling curve and returns the ``results.json`` dictionary.
+method along the backfilling curve and returns the ``results.json`` dictionary; each curve
+is stored too, keyed by the content of the embeddings, labels and order it was computed
+from, so regenerating figures from a warm cache re-ranks nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import backfill as bf
 from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
 from .metrics import (
+    CURVE_FORMAT,
     Curve,
     auc,
     class_average_precision,
@@ -30,7 +35,7 @@ from .metrics import (
     update_gain,
 )
 from .models import EmbeddingModel
-from .storage import config_key, default_cache_dir, load_torch, save_torch
+from .storage import config_key, content_key, default_cache_dir, load_torch, save_torch
 from .training import (
     ClassifierObjective,
     CompatibleObjective,
@@ -431,10 +436,39 @@ class Experiment:
         matrix and the per-class view share it)."""
         pair = (query_model, gallery_model)
         if pair not in self._one_space_curves:
-            self._one_space_curves[pair] = one_space_curve(
-                self.embeddings(query_model), self.embeddings(gallery_model), self.test_labels
+            q, g = self.embeddings(query_model), self.embeddings(gallery_model)
+            self._one_space_curves[pair] = self._stored_curve(
+                "one-space",
+                (q, g, self.test_labels),
+                lambda: one_space_curve(q, g, self.test_labels),
             )
         return self._one_space_curves[pair]
+
+    def _curve(self, parts: bf.TwoPartEmbeddings, order: np.ndarray) -> Curve:
+        """``evaluate_curve`` of a merge rule on the test set along ``order``."""
+        tensors = (parts.query_old, parts.gallery_old, parts.query_new, parts.gallery_new)
+        return self._stored_curve(
+            f"{'one-space' if parts.one_space else 'two-part'} {self.config.steps} steps",
+            (*tensors, self.test_labels, *(() if parts.one_space else (order,))),
+            lambda: evaluate_curve(parts, self.test_labels, order, self.config.steps),
+        )
+
+    def _stored_curve(
+        self,
+        kind: str,
+        inputs: tuple[torch.Tensor | np.ndarray, ...],
+        evaluate: Callable[[], Curve],
+    ) -> Curve:
+        """``evaluate()``, stored under ``curves/`` by the *content* of its ``inputs`` (and
+        ``kind``), so a warm re-run reads a curve back instead of ranking every query again,
+        and any change to an embedding, label or order evaluates afresh."""
+        key = content_key(inputs, {"curve_format": CURVE_FORMAT, "kind": kind})
+        path = self.cache_dir / "curves" / f"{key}.pt"
+        if path.exists():
+            return Curve.from_state_dict(load_torch(path))
+        curve = evaluate()
+        save_torch(curve.state_dict(), path)
+        return curve
 
     def results(self, order: str) -> dict:
         """The ``results.json`` dictionary for one backfill order."""
@@ -442,7 +476,8 @@ class Experiment:
         order_ids = self.order(order)
         labels = self.test_labels
         parts = {m: self.parts(m) for m in cfg.methods}
-        curves = {m: evaluate_curve(p, labels, order_ids, cfg.steps) for m, p in parts.items()}
+        progress = tqdm(parts.items(), desc=f"curves ({order})", leave=False)
+        curves = {m: self._curve(p, order_ids) for m, p in progress}
         old_old = float(curves["old/old"].mAP[0])
         new_new = float(curves["new/new"].mAP[0])
         reference_top1 = curves["old/old"].top1_hits[0]

@@ -16,10 +16,12 @@ entries (every item once with its old-part distance, once with its new-part dist
 single time. At step ``k`` an item's old entry is live iff the item is not yet backfilled
 and its new entry iff it is; the rank of a live relevant entry is one plus the number of
 live entries before it. Those counts, for every relevant entry at every step, come from
-one scatter of +-1 "live from / live until" events into buckets between consecutive
-relevant entries, followed by two cumulative sums. So the whole curve costs about one sort
-per query. :func:`reference_curve` is the readable definition (re-sort every ranking at
-every step); the tests and ``bench/curve_eval.py`` compare the two.
+one histogram of the entries by (join step, part, bucket between consecutive relevant
+entries) and two cumulative sums: over steps (an old entry leaves, a new one arrives, when
+its item joins) and over buckets. So the whole curve costs about one sort per query. A
+one-space rule (both parts the same tensors) does not change during a backfill: one step
+is evaluated and repeated. :func:`reference_curve` is the readable definition (re-sort
+every ranking at every step); the tests and ``bench/curve_eval.py`` compare the two.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import torch
 
 from .backfill import TwoPartEmbeddings, backfill_steps, fractions, mixed_similarities
 
+# Bumped whenever the evaluator's output changes, so that stored curves are never reused.
+CURVE_FORMAT = 1
 RELEVANT = 1 << 16  # flag bit in the evaluator's per-item code (steps stay below it)
 
 
@@ -52,6 +56,24 @@ class Curve:
     @property
     def top1(self) -> np.ndarray:
         return self.cmc[1]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The curve as named tensors (storable, read back by :meth:`from_state_dict`)."""
+        arrays = {
+            "fractions": self.fractions,
+            "mAP": self.mAP,
+            "query_ap": self.query_ap,
+            "top1_hits": self.top1_hits,
+            **{f"cmc{k}": v for k, v in self.cmc.items()},
+        }
+        return {name: torch.from_numpy(np.asarray(a)) for name, a in arrays.items()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> Curve:
+        """The curve that :meth:`state_dict` described."""
+        arrays = {name: t.numpy() for name, t in state.items()}
+        cmc = {int(n[3:]): arrays.pop(n) for n in list(arrays) if n.startswith("cmc")}
+        return cls(cmc=cmc, **arrays)
 
 
 def evaluate_curve(
@@ -79,13 +101,23 @@ def evaluate_curve(
     topk = tuple(sorted({1, *topk}))
     if steps >= RELEVANT - 1:
         raise ValueError(f"steps must be below {RELEVANT - 1}")
-    item_step = torch.from_numpy(backfill_steps(np.asarray(order), steps))
+    # in one space nothing changes during the backfill: one step is evaluated (its items
+    # get one entry each) and repeated
+    one_space = parts.one_space
+    if one_space:
+        item_step = torch.ones(n, dtype=torch.int64)
+    else:
+        item_step = torch.from_numpy(backfill_steps(np.asarray(order), steps))
+    evaluated = 0 if one_space else steps
     chunk = max(1, chunk_entries // (2 * n))
-    ap = torch.full((steps + 1, n), float("nan"), dtype=torch.float64)
-    first_rank = torch.zeros((steps + 1, n), dtype=torch.int64)
+    ap = torch.full((evaluated + 1, n), float("nan"), dtype=torch.float64)
+    first_rank = torch.zeros((evaluated + 1, n), dtype=torch.int64)
     for start in range(0, n, chunk):
         q = torch.arange(start, min(n, start + chunk))
-        ap[:, q], first_rank[:, q] = _evaluate_chunk(parts, labels, item_step, q, steps)
+        ap[:, q], first_rank[:, q] = _evaluate_chunk(
+            parts, labels, item_step, q, evaluated, one_space
+        )
+    ap, first_rank = ap.expand(steps + 1, n).clone(), first_rank.expand(steps + 1, n).clone()
     counted = ~torch.isnan(ap[0])
     if not counted.any():
         raise ValueError("no query has a relevant item in the gallery: every class has one item")
@@ -105,28 +137,26 @@ def _evaluate_chunk(
     item_step: torch.Tensor,
     q: torch.Tensor,
     steps: int,
+    one_space: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """AP ``(S+1, B)`` and rank of the first relevant item ``(S+1, B)`` for queries ``q``.
 
     ``item_step (N,)``: the step at which each item joins the new part (1..S, or S+1 for
-    never). A rule whose two parts are the same tensors is one space: its items get one
-    entry each, never backfilled.
+    never). ``one_space``: only the old part is ranked, one entry per item (``steps`` 0).
     """
     b, n = len(q), parts.gallery_size
-    one_space = parts.query_old is parts.query_new and parts.gallery_old is parts.gallery_new
     sims = [parts.query_old[q] @ parts.gallery_old.T]
-    if one_space:
-        item_step = torch.full_like(item_step, steps + 1)
-    else:
+    if not one_space:
         sims.append(parts.query_new[q] @ parts.gallery_new.T)
     n_parts = len(sims)
-    # per (query, item) code, looked up once per sorted entry: 2 * (join step - 1), with the
-    # query itself in an extra, dropped bin 2 * (S + 1), plus RELEVANT for the query's class
-    code = 2 * (item_step - 1).expand(b, n)
-    code[torch.arange(b), q] = 2 * (steps + 1)
-    code += RELEVANT * ((labels[None] == labels[q][:, None]) & (code < 2 * (steps + 1)))
+    # per (query, item) code, looked up once per sorted entry: the item's join step (1..S+1;
+    # S+2 for the query itself, whose bin is dropped), plus RELEVANT for the query's class
+    dropped = steps + 2
+    code = item_step.expand(b, n).clone()
+    code[torch.arange(b), q] = dropped
+    code += RELEVANT * ((labels[None] == labels[q][:, None]) & (code < dropped))
     # rank by similarity, highest first: the same order as d = 2 - 2<q, g>, ascending.
-    # Entry 2j is item j in the old part, 2j+1 in the new; the stable sort breaks ties by index
+    # Entry P*j + p is item j in part p (0 old, 1 new); the stable sort breaks ties by index
     sim = torch.stack(sims, dim=2).view(b, n_parts * n)
     del sims
     entry = torch.sort(sim, dim=1, descending=True, stable=True).indices
@@ -135,46 +165,50 @@ def _evaluate_chunk(
     looked_up = torch.gather(code, 1, entry // n_parts)
     del entry
     relevant = looked_up >= RELEVANT
-    bin_ = (looked_up & (RELEVANT - 1)) + is_new  # 2 * (join step - 1) + part
+    join = looked_up & (RELEVANT - 1)
     del looked_up
-    # bucket of an entry = number of relevant entries at or before it (inclusive cumsum)
+    # bucket of an entry = number of relevant entries at or before it: relevant entry i
+    # (1-based, in rank order) opens bucket i, so the entries before it fill buckets < i
     bucket = relevant.cumsum(1)
     n_rel_entries = bucket[:, -1]  # one entry per relevant item and part
     width = int(n_rel_entries.max()) + 1
     if width == 1:  # no query of this chunk has a relevant item
         never = torch.full((steps + 1, b), torch.iinfo(torch.int64).max)
         return torch.full((steps + 1, b), float("nan"), dtype=torch.float64), never
-    # histogram of entries by (query, bucket, join step, part): one bincount
-    n_bins = 2 * (steps + 2)
-    key = bucket * n_bins + bin_
-    key += torch.arange(b)[:, None] * (width * n_bins)
-    counts = torch.bincount(key.view(-1), minlength=b * width * n_bins)
-    counts = counts.view(b, width, steps + 2, 2)[:, :, : steps + 1]  # drop the query's own bin
-    old_by_step, new_by_step = counts[..., 0], counts[..., 1]
-    # at step s an old entry is live iff its item joins later (step > s), a new one iff step <= s
-    old_live = old_by_step.flip(2).cumsum(2).flip(2)
-    zeros = torch.zeros((b, width, 1), dtype=counts.dtype)
-    new_live = torch.cat([zeros, new_by_step[:, :, :steps].cumsum(2)], 2)
-    live_before = (old_live + new_live).cumsum(1)  # entries in buckets <= r: before entry r
-    # the relevant entries themselves, in rank order: their part and join step
+    # histogram of entries by (query, join step, part, bucket): one bincount
+    n_join = steps + 3
+    key = ((torch.arange(b)[:, None] * n_join + join) * 2 + is_new) * width + bucket
+    counts = torch.bincount(key.view(-1), minlength=b * n_join * 2 * width)
+    counts = counts.view(b, n_join, 2, width)
+    del key
+    # live entries of a bucket at step k: old entries join later (> k), new ones by then (<= k)
+    # = all its old entries - old entries joined by k + new entries joined by k
+    live = counts[:, : steps + 1, 1] - counts[:, : steps + 1, 0]
+    live.cumsum_(1)
+    live += counts[:, 1:dropped, 0].sum(1, keepdim=True)
+    live.cumsum_(2)  # (B, S+1, width): live entries in buckets <= r, i.e. before entry r+1
+    del counts
+    # the relevant entries themselves, in rank order: part and join step; padding slots get
+    # step 0 as old entries, which are never live
     rows, cols = torch.nonzero(relevant, as_tuple=True)
     slot = bucket[rows, cols] - 1
-    rel_new = torch.zeros((b, width - 1), dtype=torch.bool)
-    rel_step = torch.zeros((b, width - 1), dtype=torch.int64)
-    rel_bin = bin_[rows, cols]
-    rel_new[rows, slot] = (rel_bin & 1).bool()
-    rel_step[rows, slot] = (rel_bin >> 1) + 1
-    real = (torch.arange(width - 1)[None] < n_rel_entries[:, None])[:, :, None]
-    k = torch.arange(steps + 1)[None, None]
-    rel_step, rel_new = rel_step[:, :, None], rel_new[:, :, None]
-    rel_live = torch.where(rel_new, k >= rel_step, k < rel_step) & real
-    rank = live_before[:, : width - 1] + 1
-    precision = rel_live.cumsum(1).double() / rank
+    rel_new = torch.zeros((b, 1, width - 1), dtype=torch.bool)
+    rel_step = torch.zeros((b, 1, width - 1), dtype=torch.int64)
+    rel_new[rows, 0, slot] = is_new[rows, cols].bool()
+    rel_step[rows, 0, slot] = join[rows, cols]
+    k = torch.arange(steps + 1)[None, :, None]
+    rel_live = (k >= rel_step) == rel_new  # (B, S+1, width-1)
+    dead = ~rel_live
+    rank = live[:, :, : width - 1]
+    rank += 1
+    precision = rel_live.cumsum(2).double()
+    precision /= rank
+    precision.masked_fill_(dead, 0.0)
     n_relevant = (n_rel_entries // n_parts).double()
     # a sequential cumsum, not a pairwise sum: the dead entries add exact zeros, so any two
     # rules whose live entries rank alike give bit-identical AP (drm at t=0 == old/old)
-    ap = (precision * rel_live).cumsum(1)[:, -1] / n_relevant[:, None]  # NaN: no relevant
-    first = torch.where(rel_live, rank, torch.iinfo(torch.int64).max).amin(1)
+    ap = precision.cumsum(2)[:, :, -1] / n_relevant[:, None]  # NaN: no relevant
+    first = rank.masked_fill_(dead, torch.iinfo(torch.int64).max).amin(2)
     return ap.T, first.T
 
 

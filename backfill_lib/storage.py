@@ -13,10 +13,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 CACHE_ENV = "BACKFILL_CACHE"
@@ -39,6 +40,18 @@ def config_key(config: Mapping[str, Any]) -> str:
         {"format": FORMAT_VERSION, **config}, sort_keys=True, separators=(",", ":"), default=str
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_key(arrays: Iterable[torch.Tensor | np.ndarray], config: Mapping[str, Any]) -> str:
+    """A short hash of arrays (dtype, shape and every value) and a configuration: the key of
+    a result computed from data, such as a metric curve, so that different inputs can never
+    share a stored file."""
+    digest = hashlib.sha256(config_key(config).encode())
+    for array in arrays:
+        values = np.ascontiguousarray(torch.as_tensor(array).detach().cpu().numpy())
+        digest.update(f"{values.dtype}{values.shape}".encode())
+        digest.update(values.data)
+    return digest.hexdigest()[:16]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -5,8 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from backfill_lib import experiments
+from backfill_lib.backfill import single_space
 from backfill_lib.cli import main
 from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.metrics import evaluate_curve
 
 SCHEMA_KEYS = {
     "mAP",
@@ -101,9 +104,6 @@ def test_compatible_models_are_reported_beside_the_independent_one(demo):
 
 def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):
     exp = Experiment(default_config("digits", methods=("rt",), orders=("random",)), cache_dir=cache)
-    from backfill_lib.backfill import single_space
-    from backfill_lib.metrics import evaluate_curve
-
     parts = exp.parts("rt")
     order = exp.order("random")
     curve = evaluate_curve(parts, exp.test_labels, order)
@@ -112,6 +112,27 @@ def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):
     )
     assert curve.mAP[0] == transformed_only.mAP[0]
     np.testing.assert_array_equal(curve.top1_hits[0], transformed_only.top1_hits[0])
+
+
+def test_a_rerun_reads_stored_curves_and_a_new_order_evaluates_afresh(cache, tmp_path, monkeypatch):
+    for trained in ("checkpoints", "data", "embeddings"):  # share the models, not the curves
+        (cache / trained).mkdir(parents=True, exist_ok=True)
+        (tmp_path / trained).symlink_to(cache / trained)
+    config = default_config("digits", methods=("old/old", "drm"), orders=("random",))
+    first = Experiment(config, cache_dir=tmp_path).results("random")
+    assert len(list((tmp_path / "curves").iterdir())) == len(first["methods"])  # + new/new
+    evaluated = []
+
+    def counting(*args, **kwargs):
+        evaluated.append(args[0])
+        return evaluate_curve(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "evaluate_curve", counting)
+    rerun = Experiment(config, cache_dir=tmp_path)
+    assert rerun.results("random")["methods"] == first["methods"]
+    assert evaluated == []
+    rerun.results("uncertainty")  # old/old, new/new are one space (order-free): only drm
+    assert len(evaluated) == 1 and not evaluated[0].one_space
 
 
 def test_bad_input_through_the_cli(cache, tmp_path, capsys):

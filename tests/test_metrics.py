@@ -10,6 +10,7 @@ from backfill_lib.backfill import (
     single_space,
 )
 from backfill_lib.metrics import (
+    Curve,
     auc,
     average_precision,
     class_average_precision,
@@ -20,6 +21,7 @@ from backfill_lib.metrics import (
     reference_curve,
     relative_gain,
 )
+from backfill_lib.storage import content_key, load_torch, save_torch
 
 from .conftest import unit
 
@@ -152,3 +154,21 @@ def test_bad_input_is_named():
         evaluate_curve(single_space(e, e, e), torch.zeros(9, dtype=torch.long), np.arange(10))
     with pytest.raises(ValueError, match="no query has a relevant item"):
         evaluate_curve(single_space(e, e, e), torch.arange(10), np.arange(10))
+
+
+def test_a_stored_curve_reads_back_equal_and_its_key_follows_every_value(tmp_path):
+    old, new = unit(60, 8, 1), unit(60, 8, 2)
+    labels = torch.arange(60) % 4
+    curve = evaluate_curve(distance_rank_merge(old, old, new, new), labels, random_order(60), 5)
+    save_torch(curve.state_dict(), tmp_path / "curve.pt")
+    back = Curve.from_state_dict(load_torch(tmp_path / "curve.pt"))
+    for name in ("fractions", "mAP", "query_ap", "top1_hits"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(curve, name))
+    assert back.cmc.keys() == curve.cmc.keys()
+    key = content_key([old, labels], {"steps": 5})
+    assert key == content_key([old.clone(), labels.numpy()], {"steps": 5})
+    nudged = old.clone()
+    nudged[3, 2] += 1e-7
+    assert content_key([nudged, labels], {"steps": 5}) != key
+    assert content_key([old, labels], {"steps": 6}) != key
+    assert content_key([old.double(), labels], {"steps": 5}) != key
