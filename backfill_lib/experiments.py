@@ -165,6 +165,10 @@ class Experiment:
         )
 
     @cached_property
+    def _channel_stats(self) -> tuple[list[float], list[float]]:
+        return self.dataset.channel_stats()
+
+    @cached_property
     def _validation_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
         return validation_holdout(self.dataset.train_labels, 0.2, seed=self.config.split_seed)
 
@@ -201,7 +205,7 @@ class Experiment:
         }
 
     def _new_model(self, train: TrainConfig, num_classes: int) -> EmbeddingModel:
-        mean, std = self.dataset.channel_stats()
+        mean, std = self._channel_stats
         return EmbeddingModel(
             train.arch, train.embed_dim, num_classes, self.dataset.image_shape[0], mean, std
         )
@@ -285,7 +289,7 @@ class Experiment:
                 )
             options = dict(self.config.compatible_losses[name])
             weight = options.pop("weight", 1.0)
-            loss = self._compatible_loss(name, old, images, labels, options)
+            loss = self._compatible_loss(name, old, labels, options)
             return model, CompatibleObjective(old, loss, weight)
 
         model, _, _ = train_or_load(
@@ -297,15 +301,16 @@ class Experiment:
         self,
         method: str,
         old: EmbeddingModel,
-        images: torch.Tensor,
         labels: torch.Tensor,
         options: dict,
     ) -> torch.nn.Module:
+        """The compatibility term; BCT and AdvBCT read the old model's class centres off its
+        (cached) embeddings of the new model's training images, whose labels are ``labels``."""
         if method == "l2":
             return L2Loss(**options)
         if method == "ract":
             return RACTLoss(**options)
-        old_emb = embed(old, images)
+        old_emb = self.embeddings("old", "train")
         classes = int(labels.max()) + 1
         centres = torch.stack([old_emb[labels == c].mean(0) for c in range(classes)])
         if method == "bct":
