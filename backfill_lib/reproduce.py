@@ -103,7 +103,9 @@ def check_claims(results: dict[str, dict]) -> list[Claim]:
     below = {m: rnd[m]["final_mAP"] < new_new for m in compatible}
     claims.append(
         Claim(
-            "(d) rt+mc ends at new/new; the compatible methods end below it",
+            "(d) rt+mc ends at new/new; the compatible methods end below it"
+            if compatible
+            else "(d) rt+mc ends at new/new (no compatible method in this setting)",
             rnd["rt+mc"]["final_mAP"] == new_new and all(below.values()),
             f"rt+mc final {pct(rnd['rt+mc']['final_mAP'])} = new/new {pct(new_new)}; "
             + (

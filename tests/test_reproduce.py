@@ -44,6 +44,9 @@ def test_claims_report_what_holds_and_what_does_not():
     assert verdicts == {"(a)": True, "(b)": False, "(c)": True, "(d)": True, "(e)": False}
     results["random"] = fake("random", 0.40, 0.45, 0.5, bct_final=0.7)
     assert not {c.text[:3]: c.holds for c in check_claims(results)}["(d)"]
+    del results["random"]["methods"]["bct"]  # the CPU profile's further settings
+    (d,) = [c for c in check_claims(results) if c.text.startswith("(d)")]
+    assert d.holds and "no compatible method" in d.text
 
 
 def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
