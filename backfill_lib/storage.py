@@ -26,6 +26,16 @@ CACHE_ENV = "BACKFILL_CACHE"
 FORMAT_VERSION = 1
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def default_cache_dir() -> Path:
     """``$BACKFILL_CACHE`` if set, else ``~/.cache/backfill_lib``."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "backfill_lib"))
@@ -66,6 +76,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private (0600); give it open()'s default
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

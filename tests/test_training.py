@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from backfill_lib.data import load_dataset
 from backfill_lib.models import ARCHITECTURES, EmbeddingModel, make_backbone
-from backfill_lib.storage import ConfigMismatchError, load_torch, save_torch
+from backfill_lib.storage import ConfigMismatchError, atomic_write, load_torch, save_torch
 from backfill_lib.training import (
     ClassifierObjective,
     TrainConfig,
@@ -61,6 +62,22 @@ def test_a_short_training_run_learns(digits, tmp_path):
     emb = embed(model, digits.test_images)
     assert emb.shape == (len(digits.test_images), 16)
     assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-5)
+
+
+def test_atomic_writes_keep_the_old_file_on_failure_and_get_the_usual_mode(tmp_path):
+    path = atomic_write(tmp_path / "figure.txt", lambda tmp: tmp.write_text("first"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fail)
+    assert path.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.txt"]
 
 
 def test_checkpoints_are_cached_by_config(digits, tmp_path, monkeypatch):
