@@ -99,8 +99,8 @@ def evaluate_curve(
             f"queries, {n} gallery items and {len(labels)} labels"
         )
     topk = tuple(sorted({1, *topk}))
-    if steps >= RELEVANT - 1:
-        raise ValueError(f"steps must be below {RELEVANT - 1}")
+    if steps + 2 >= RELEVANT:
+        raise ValueError(f"steps must be below {RELEVANT - 2}")
     # in one space nothing changes during the backfill: one step is evaluated (its items
     # get one entry each) and repeated
     one_space = parts.one_space
