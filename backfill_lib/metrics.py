@@ -117,7 +117,8 @@ def evaluate_curve(
         ap[:, q], first_rank[:, q] = _evaluate_chunk(
             parts, labels, item_step, q, evaluated, one_space
         )
-    ap, first_rank = ap.expand(steps + 1, n).clone(), first_rank.expand(steps + 1, n).clone()
+    if one_space:
+        ap, first_rank = ap.expand(steps + 1, n).clone(), first_rank.expand(steps + 1, n).clone()
     counted = ~torch.isnan(ap[0])
     if not counted.any():
         raise ValueError("no query has a relevant item in the gallery: every class has one item")

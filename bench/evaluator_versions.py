@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import numpy as np
-from curve_eval import problem
+from curve_eval import problem, timed
 
 from backfill_lib import metrics
 
@@ -54,9 +53,7 @@ def main() -> None:
     best, curves = {}, {}
     for _ in range(args.repeats):
         for name, module in versions.items():
-            start = time.perf_counter()
-            curves[name] = module.evaluate_curve(parts, labels, order)
-            elapsed = time.perf_counter() - start
+            elapsed, curves[name] = timed(module.evaluate_curve, parts, labels, order)
             best[name] = min(best.get(name, elapsed), elapsed)
             print(f"{name:>14}: {elapsed:7.2f} s", flush=True)
     old, new = curves.values()
