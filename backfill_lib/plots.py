@@ -32,6 +32,17 @@ def _style(method: str) -> dict:
     return STYLE.get(method, {"color": None, "ls": "-", "label": method})
 
 
+def setting_label(results: dict) -> str:
+    """The setting's name, with the architectures when they differ (heterogeneous upgrade).
+
+    ``"extended-class"``, or ``"extended-class, resnet20 -> resnet56"``.
+    """
+    archs = {part: results.get("config", {}).get(part, {}).get("arch") for part in ("old", "new")}
+    if archs["old"] == archs["new"]:
+        return results["setting"]
+    return f"{results['setting']}, {archs['old']} -> {archs['new']}"
+
+
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Save a figure atomically (PNG or anything matplotlib knows by suffix)."""
     path = Path(path)
@@ -85,7 +96,7 @@ def plot_curves(
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle(
-        f"Online backfilling on {results['dataset']} ({results['setting']}, "
+        f"Online backfilling on {results['dataset']} ({setting_label(results)}, "
         f"{results['order']} order, {results.get('gallery_size', '?')} gallery items)"
     )
     fig.tight_layout()

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .plots import plot_class_map, plot_compatibility, plot_curves, plot_gain_bars, save_figure
+from .plots import (
+    plot_class_map,
+    plot_compatibility,
+    plot_curves,
+    plot_gain_bars,
+    save_figure,
+    setting_label,
+)
 from .storage import atomic_write, save_json
 
 COLUMNS = (
@@ -56,7 +63,7 @@ def format_table(results: dict) -> str:
     rows = table_rows(results)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
-        f"{results['dataset']} | {results['setting']} | {results['order']} order | "
+        f"{results['dataset']} | {setting_label(results)} | {results['order']} order | "
         f"{results['gallery_size']} gallery items (metrics in %)",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
     ]
@@ -135,7 +142,9 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         plt.close(fig)
         md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
     first = results[0]
-    title = f"# {first['dataset']} — {first['setting']} ({first['gallery_size']} gallery items)\n\n"
+    title = (
+        f"# {first['dataset']} — {setting_label(first)} ({first['gallery_size']} gallery items)\n\n"
+    )
     written.append(
         atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md)))
     )

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from backfill_lib.cli import main
+from backfill_lib.plots import setting_label
 from backfill_lib.reproduce import check_claims, setting_config
 
 
@@ -47,6 +48,17 @@ def test_claims_report_what_holds_and_what_does_not():
     del results["random"]["methods"]["bct"]  # the CPU profile's further settings
     (d,) = [c for c in check_claims(results) if c.text.startswith("(d)")]
     assert d.holds and "no compatible method" in d.text
+
+
+def test_the_heterogeneous_setting_is_labelled_with_its_architectures():
+    results = {"setting": "extended-class", "config": {}}
+    for name, label in [
+        ("extended-class", "extended-class"),
+        ("heterogeneous", "extended-class, resnet20 -> resnet56"),
+    ]:
+        cfg = setting_config("imagefolder:cifar10", "cpu", name)
+        results["config"] = {"old": {"arch": cfg.old.arch}, "new": {"arch": cfg.new.arch}}
+        assert setting_label(results) == label
 
 
 def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
