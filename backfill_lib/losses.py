@@ -5,9 +5,14 @@ All embeddings are unit vectors ``(B, d)`` and labels ``(B,)`` int64. Defaults a
 - BCT: weight lambda = 1 (Shen et al.'s choice); classes the old model never saw use the
   synthesised classifier (rows = the old model's normalised class-mean embeddings, as in
   openBCT), so every image constrains the new model, not only old-class images.
-- AdvBCT: lambda_adv = 1, lambda_eb = 1, discriminator Linear(d,128)-BN-ReLU-Linear(128,2),
-  gradient-reversal scale alpha = 2 / (1 + exp(-10 p)) - 1 (the DANN ramp), reference radius
-  r_0 = the mean class radius (the paper's per-dataset constant, made data-driven).
+- AdvBCT: discriminator Linear(d,128)-BN-ReLU-Linear(128,2), gradient-reversal scale
+  alpha = 2 / (1 + exp(-10 p)) - 1 (the DANN ramp), reference radius r_0 = the mean class
+  radius (the paper's per-dataset constant, made data-driven); from the authors' code, the
+  adversarial weight falls linearly over training and the boundary loss averages over the
+  embeddings outside their boundary. The library's defaults (``experiments.py``) are
+  lambda_eb = 1 and lambda_adv = 0.1 (the paper: 1), chosen on a validation split: the unconditional
+  discriminator pulls new embeddings of classes the old model never saw towards wherever
+  the old model put them, so on digits a larger lambda_adv costs compatibility.
 - RACT: tau = 0.05 (Zhang et al.), weight 1.
 - Metric-compatible: tau = 0.1, weight 4 (chosen on a validation split, see
   ``backfill_lib/training.py`` and the README).
@@ -105,7 +110,9 @@ class ElasticBoundaryLoss(nn.Module):
     ``centres (C, d)``: mean old embedding per class; ``radii (C,)``: max distance of the
     class's old embeddings to its centre; ``r0``: reference radius (default: mean radius).
     Boundary ``b_c = r_c + e_c`` if ``r_c < r0`` else ``r_c - e_c``, with the learnable
-    margin ``e_c = |r_c - r0| * sigmoid(w_c)``. Loss: ``mean relu(||n - mu_y|| - b_y)``.
+    margin ``e_c = |r_c - r0| * sigmoid(w_c)``. Loss: ``relu(||n - mu_y|| - b_y)`` averaged
+    over the embeddings outside their boundary (zero when there are none), as the authors'
+    code does: a mean over the whole batch would shrink the push as more embeddings get in.
     """
 
     def __init__(self, centres: torch.Tensor, radii: torch.Tensor, r0: float | None = None) -> None:
@@ -125,7 +132,8 @@ class ElasticBoundaryLoss(nn.Module):
     ) -> torch.Tensor:
         _check_same_dim(new_embeddings, self.centres, "the elastic boundary")
         distance = (new_embeddings - self.centres[labels]).norm(dim=1)
-        return F.relu(distance - self.boundaries()[labels]).mean()
+        excess = F.relu(distance - self.boundaries()[labels])
+        return excess.sum() / (excess > 0).sum().clamp(min=1)
 
 
 class AdvBCTLoss(nn.Module):
@@ -133,14 +141,16 @@ class AdvBCTLoss(nn.Module):
 
     L_adv: a discriminator tells old from new embeddings; the new embeddings reach it
     through a gradient-reversal layer of scale ``reversal_scale(progress)``, so the new
-    model learns to make them indistinguishable from old ones.
+    model learns to make them indistinguishable from old ones. As in the authors' code,
+    L_adv's weight falls linearly over training (``lambda_adv * (1 - progress)``, their
+    per-epoch ``(E - e + 1) / E``) while the reversal scale ramps up.
     """
 
     def __init__(
         self,
         centres: torch.Tensor,
         radii: torch.Tensor,
-        lambda_adv: float = 1.0,
+        lambda_adv: float = 0.1,
         lambda_eb: float = 1.0,
         r0: float | None = None,
     ) -> None:
@@ -162,7 +172,8 @@ class AdvBCTLoss(nn.Module):
         logits = self.discriminator(torch.cat([old_embeddings.detach(), reversed_new]))
         domain = torch.cat([torch.zeros(len(old_embeddings)), torch.ones(len(new_embeddings))])
         adv = F.cross_entropy(logits, domain.long().to(logits.device))
-        return self.lambda_adv * adv + self.lambda_eb * self.boundary(new_embeddings, labels)
+        adv_weight = self.lambda_adv * (1.0 - progress)
+        return adv_weight * adv + self.lambda_eb * self.boundary(new_embeddings, labels)
 
 
 class RACTLoss(nn.Module):

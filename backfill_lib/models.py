@@ -108,7 +108,13 @@ def make_backbone(arch: str, in_channels: int) -> nn.Module:
 
 
 class CosineClassifier(nn.Module):
-    """Normalised-softmax classifier: logits = scale * <w_c / ||w_c||, e> for unit e."""
+    """Normalised-softmax classifier: logits = scale * <w_c / ||w_c||, e> for unit e.
+
+    The scale decides whether the rows describe the embedding space: with a large scale the
+    softmax saturates early and the rows stop moving wherever they are, away from their
+    classes' mean embeddings; with a small one the loss keeps pulling each row towards its
+    class mean. BCT reads the old model through exactly these rows.
+    """
 
     def __init__(self, embed_dim: int, num_classes: int, scale: float = 16.0) -> None:
         super().__init__()
@@ -131,6 +137,7 @@ class EmbeddingModel(nn.Module):
         in_channels: int,
         mean: list[float],
         std: list[float],
+        classifier_scale: float = 16.0,
     ) -> None:
         super().__init__()
         self.arch = arch
@@ -144,7 +151,7 @@ class EmbeddingModel(nn.Module):
             nn.BatchNorm1d(self.backbone.out_dim),
             nn.Linear(self.backbone.out_dim, embed_dim, bias=False),
         )
-        self.classifier = CosineClassifier(embed_dim, num_classes)
+        self.classifier = CosineClassifier(embed_dim, num_classes, classifier_scale)
 
     @property
     def embed_dim(self) -> int:

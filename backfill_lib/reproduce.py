@@ -177,18 +177,29 @@ def reproduce(
 
 
 def _spread(per_seed: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of AUC-mAP and relative gain, per order and method."""
+    """Mean and standard deviation over seeds of AUC-mAP, relative gain, final mAP and the mAP
+    at t = 0 (``mAP_t0``: M(new, old) for a compatible method), per order and method; for
+    ``mAP_t0`` also ``above_old_old``, on how many seeds it beat that seed's old/old."""
     out = {}
     for order in per_seed[0]:
         for method in per_seed[0][order]["methods"]:
-            for key in ("auc_mAP", "relative_gain", "final_mAP"):
-                values = [r[order]["methods"][method][key] for r in per_seed]
+            for key in ("auc_mAP", "relative_gain", "final_mAP", "mAP_t0"):
+                values = [_metric(r[order]["methods"][method], key) for r in per_seed]
                 sd = statistics.stdev(values) if len(values) > 1 else 0.0
                 out.setdefault(order, {}).setdefault(method, {})[key] = {
                     "mean": statistics.fmean(values),
                     "sd": sd,
                 }
+            out[order][method]["mAP_t0"]["above_old_old"] = sum(
+                _metric(r[order]["methods"][method], "mAP_t0")
+                > _metric(r[order]["methods"]["old/old"], "mAP_t0")
+                for r in per_seed
+            )
     return out
+
+
+def _metric(method_results: dict, key: str) -> float:
+    return method_results["mAP"][0] if key == "mAP_t0" else method_results[key]
 
 
 def _section(name, config, first, spread, claims, seeds, minutes) -> str:
@@ -219,6 +230,21 @@ def _section(name, config, first, spread, claims, seeds, minutes) -> str:
                 ),
                 "",
             ]
+    compatible = [m for m in spread[next(iter(spread))] if m in COMPATIBLE_METHODS]
+    if len(seeds) > 1 and compatible:
+        t0 = spread[next(iter(spread))]
+        old_old = t0["old/old"]["mAP_t0"]
+        lines += [
+            f"Compatibility over the {len(seeds)} seeds, M(new, old) % against old/old "
+            f"{100 * old_old['mean']:.1f} ± {100 * old_old['sd']:.1f}: "
+            + ", ".join(
+                f"{m} {100 * t0[m]['mAP_t0']['mean']:.1f} ± {100 * t0[m]['mAP_t0']['sd']:.1f} "
+                f"(above old/old on {t0[m]['mAP_t0']['above_old_old']} of {len(seeds)})"
+                for m in compatible
+            )
+            + ".",
+            "",
+        ]
     lines += ["### Claims", ""]
     lines += [
         f"- {'holds' if c.holds else 'does NOT hold'}: {c.text}. {c.evidence}." for c in claims

@@ -42,7 +42,9 @@ def default_device() -> torch.device:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a backbone model is trained. ``lr`` is for SGD with batch ``batch_size``."""
+    """How a backbone model is trained. ``lr`` is for SGD with batch ``batch_size``;
+    ``classifier_scale`` is the cosine classifier's logit scale (see
+    :class:`~backfill_lib.models.CosineClassifier`)."""
 
     arch: str = "cnn-small"
     embed_dim: int = 32
@@ -52,6 +54,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     augment: bool = True
+    classifier_scale: float = 16.0
 
 
 class ClassifierObjective(nn.Module):

@@ -4,18 +4,24 @@ Trains on 80% of the training images, evaluates on the other 20% (``validation=T
 and prints, for each candidate, the validation AUC-mAP of the online-backfilling curve
 (random order) and, for the compatible methods, the cross-model and own mAP. The chosen
 values are the defaults in ``backfill_lib/experiments.py`` and ``backfill_lib/training.py``;
-the README records them.
+the README records them. Each grid runs over ``--seeds`` (seed s: old model 2s, new 2s+1,
+as in ``backfill reproduce``) and prints one row per seed and the mean.
 
-    python bench/tune.py --dataset digits [--cache DIR] [--weights W ...] [--taus T ...]
+    python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
+                         [--weights W ...] [--adv-weights A ...] [--taus T ...]
                          [--mc-weights L ...]
+
+An empty list (e.g. ``--weights`` alone) skips that grid.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from dataclasses import replace
 
-from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.experiments import Experiment, ExperimentConfig, default_config
+from backfill_lib.reproduce import setting_config
 
 
 def main() -> None:
@@ -23,6 +29,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data-root")
     parser.add_argument("--cache")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="*",
+        default=[],
+        help="cosine classifier scales of every model; judged by the independent models' mAP",
+    )
     parser.add_argument(
         "--weights",
         type=float,
@@ -30,32 +44,70 @@ def main() -> None:
         default=[1.0, 3.0, 10.0],
         help="compatible-loss weights to try (none: skip that grid)",
     )
+    parser.add_argument(
+        "--adv-weights", type=float, nargs="*", default=[], help="AdvBCT lambda_adv to try"
+    )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
     args = parser.parse_args()
+
+    def run(label: str, config: ExperimentConfig, method: str) -> dict:
+        """One candidate over the seeds; prints a row per seed and their mean."""
+        rows = []
+        for seed in args.seeds:
+            per_seed = setting_config(args.dataset, "cpu", "extended-class", seed)
+            cfg = replace(
+                config,
+                old=replace(config.old, seed=per_seed.old.seed),
+                new=replace(config.new, seed=per_seed.new.seed),
+            )
+            experiment = Experiment(cfg, args.data_root, args.cache)
+            res = experiment.results("random")["methods"]
+            row = {
+                "old/old": res["old/old"]["final_mAP"],
+                "new/new": res["new/new"]["final_mAP"],
+                "auc_mAP": res[method]["auc_mAP"],
+                "t0_mAP": res[method]["mAP"][0],
+                "final_mAP": res[method]["final_mAP"],
+            }
+            rows.append(row)
+            print(f"{label}  seed {seed}  " + "  ".join(f"{v:.4f}" for v in row.values()))
+        mean = {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
+        if len(rows) > 1:
+            print(f"{label}  mean    " + "  ".join(f"{v:.4f}" for v in mean.values()))
+        return mean
+
     base = default_config(args.dataset, validation=True, orders=("random",))
+    header = "old/old  new/new  val_auc_mAP  val_mAP_t0 (cross)  val_final_mAP (own)"
+    if args.scales:
+        print(f"classifier scale: {header}")
+    for scale in args.scales:
+        old, new = (replace(t, classifier_scale=scale) for t in (base.old, base.new))
+        run(f"scale {scale:5.1f}", replace(base, old=old, new=new, methods=()), "new/new")
     if args.weights:
-        print("method  weight  val_auc_mAP  val_cross_mAP  val_self_mAP")
+        print(f"method  weight: {header}")
     for method in ("bct", "advbct", "ract", "l2") if args.weights else ():
         for weight in args.weights:
             losses = dict(base.compatible_losses)
             losses[method] = {**losses[method], "weight": weight}
             cfg = replace(base, methods=(method,), compatible_losses=losses)
-            exp = Experiment(cfg, args.data_root, args.cache)
-            res = exp.results("random")["methods"][method]
-            print(
-                f"{method:7s} {weight:6.1f}  {res['auc_mAP']:.4f}       {res['mAP'][0]:.4f}"
-                f"         {res['final_mAP']:.4f}"
-            )
-    print("method  tau    lambda  val_auc_mAP  val_mAP_t0")
-    for tau in args.taus:
+            run(f"{method:7s} {weight:6.1f}", cfg, method)
+    if args.adv_weights:
+        print(f"advbct lambda_adv: {header}")
+    for adv_weight in args.adv_weights:
+        losses = dict(base.compatible_losses)
+        losses["advbct"] = {**losses["advbct"], "lambda_adv": adv_weight}
+        cfg = replace(base, methods=("advbct",), compatible_losses=losses)
+        run(f"advbct lambda_adv {adv_weight:5.2f}", cfg, "advbct")
+    if args.taus and args.mc_weights:
+        print(f"rt+mc tau lambda: {header}")
+    for tau in args.taus if args.mc_weights else ():
         for mc_weight in args.mc_weights:
             rt_mc = replace(base.rt_mc, tau=tau, mc_weight=mc_weight)
-            cfg = replace(base, methods=("rt+mc",), rt_mc=rt_mc)
-            res = Experiment(cfg, args.data_root, args.cache).results("random")["methods"]["rt+mc"]
-            print(
-                f"rt+mc   {tau:5.2f}  {mc_weight:6.1f}  {res['auc_mAP']:.4f}       "
-                f"{res['mAP'][0]:.4f}"
+            run(
+                f"rt+mc {tau:5.2f} {mc_weight:6.1f}",
+                replace(base, methods=("rt+mc",), rt_mc=rt_mc),
+                "rt+mc",
             )
 
 

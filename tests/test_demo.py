@@ -86,7 +86,10 @@ def test_compatible_models_are_reported_beside_the_independent_one(demo):
     comp = demo["compatibility"]
     assert comp["models"] == ["old", "new", "bct", "advbct", "ract", "l2"]
     old_old = comp["matrix"]["old"]["old"]
+    # BCT's criterion on the embedded default: BCT and AdvBCT meet it, the independent new
+    # model does not (a training outcome with fixed seeds; README, "Compatible training")
     assert not comp["methods"]["new"]["compatible"]
+    assert comp["methods"]["bct"]["compatible"] and comp["methods"]["advbct"]["compatible"]
     for method in ("bct", "advbct", "ract", "l2"):
         summary = comp["methods"][method]
         assert summary["compatible"] == (summary["cross_mAP"] > old_old)
@@ -100,6 +103,15 @@ def test_compatible_models_are_reported_beside_the_independent_one(demo):
     seen = [v for c, v in by_class["old/old"].items() if c < comp["old_classes"]]
     unseen = [v for c, v in by_class["old/old"].items() if c >= comp["old_classes"]]
     assert min(seen) > max(unseen)
+
+
+def test_old_classifier_rows_sit_on_the_old_class_means(demo, cache):
+    """BCT queries the old gallery through the old classifier's rows; they are only a good
+    query where they point at the old model's own class means (why digits uses scale 2)."""
+    exp = Experiment(default_config("digits"), cache_dir=cache)
+    alignment = exp.classifier_alignment("old")
+    assert sorted(alignment) == list(range(exp.split.old_classes))
+    assert min(alignment.values()) > 0.9
 
 
 def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):

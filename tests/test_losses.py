@@ -67,6 +67,23 @@ def test_elastic_boundary_is_zero_inside_and_grows_outside():
     assert 0 < far[0] < far[1] < far[2]
 
 
+def test_elastic_boundary_averages_over_the_embeddings_outside():
+    loss = ElasticBoundaryLoss(torch.tensor([[1.0, 0.0]]), torch.tensor([0.2]), r0=0.2)
+    inside, outside = [1.0, 0.1], [0.0, 1.0]
+    labels = torch.tensor([0, 0])
+    alone = loss(torch.tensor([outside]), labels[:1])
+    assert loss(torch.tensor([inside, outside]), labels).item() == pytest.approx(alone.item())
+    assert loss(torch.tensor([inside, inside]), labels).item() == 0.0
+
+
+def test_advbct_adversarial_weight_falls_to_zero_over_training():
+    centres, radii = unit(3, 6, 0), torch.full((3,), 2.0)  # every embedding is inside
+    loss = AdvBCTLoss(centres, radii, lambda_adv=1.0)
+    new, labels, old = unit(8, 6, 1), torch.arange(8) % 3, unit(8, 6, 2)
+    assert loss(new, labels, old_embeddings=old, progress=0.5).item() > 0
+    assert loss(new, labels, old_embeddings=old, progress=1.0).item() == 0.0
+
+
 def test_advbct_trains_the_discriminator_and_reverses_its_gradient():
     centres, radii = unit(3, 6, 0), torch.full((3,), 0.5)
     loss = AdvBCTLoss(centres, radii)
