@@ -9,10 +9,10 @@ All embeddings are unit vectors ``(B, d)`` and labels ``(B,)`` int64. Defaults a
   alpha = 2 / (1 + exp(-10 p)) - 1 (the DANN ramp), reference radius r_0 = the mean class
   radius (the paper's per-dataset constant, made data-driven); from the authors' code, the
   adversarial weight falls linearly over training and the boundary loss averages over the
-  embeddings outside their boundary. The library's defaults (``experiments.py``) are
-  lambda_eb = 1 and lambda_adv = 0.1 (the paper: 1), chosen on a validation split: the unconditional
-  discriminator pulls new embeddings of classes the old model never saw towards wherever
-  the old model put them, so on digits a larger lambda_adv costs compatibility.
+  embeddings outside their boundary. lambda_eb = 1 and lambda_adv = 0.1 (the paper: 1),
+  chosen on a validation split: the unconditional discriminator pulls new embeddings of
+  classes the old model never saw towards wherever the old model put them, so on digits a
+  larger lambda_adv costs compatibility.
 - RACT: tau = 0.05 (Zhang et al.), weight 1.
 - Metric-compatible: tau = 0.1, weight 4 (chosen on a validation split, see
   ``backfill_lib/training.py`` and the README).

@@ -230,9 +230,9 @@ def _section(name, config, first, spread, claims, seeds, minutes) -> str:
                 ),
                 "",
             ]
-    compatible = [m for m in spread[next(iter(spread))] if m in COMPATIBLE_METHODS]
+    t0 = spread[next(iter(spread))]  # the mAP at t = 0 does not depend on the order
+    compatible = [m for m in t0 if m in COMPATIBLE_METHODS]
     if len(seeds) > 1 and compatible:
-        t0 = spread[next(iter(spread))]
         old_old = t0["old/old"]["mAP_t0"]
         lines += [
             f"Compatibility over the {len(seeds)} seeds, M(new, old) % against old/old "

@@ -89,8 +89,11 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     assert open_class["gallery_size"] < 250  # only the two held-out classes are tested
     summary = json.loads((out / "summary.json").read_text())
     assert summary["extended-class"]["random"]["rt+mc"]["relative_gain"]["sd"] >= 0
+    bct_t0 = summary["extended-class"]["random"]["bct"]["mAP_t0"]  # M(bct, old) over 2 seeds
+    assert bct_t0["above_old_old"] in (0, 1, 2) and 0 < bct_t0["mean"] < 1
     text = (out / "results.md").read_text()
     assert "(a) drm rises" in text and "Mean ± sd over seeds" in text
+    assert "Compatibility over the 2 seeds, M(new, old) %" in text
     assert "Still to run" not in text
 
 
