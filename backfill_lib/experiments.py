@@ -125,6 +125,11 @@ def default_config(dataset: str = "digits", profile: str = "cpu", **overrides) -
     )
 
 
+def class_means(embeddings: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """``(classes, d)``: the mean of ``embeddings (N, d)`` over each class ``0..classes-1``."""
+    return torch.stack([embeddings[labels == c].mean(0) for c in range(classes)])
+
+
 def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Validate method names; old/old and new/new are always evaluated (they anchor the gain)."""
     unknown = [m for m in methods if m not in METHODS]
@@ -328,7 +333,7 @@ class Experiment:
             return RACTLoss(**options)
         old_emb = self.embeddings("old", "train")
         classes = int(labels.max()) + 1
-        centres = torch.stack([old_emb[labels == c].mean(0) for c in range(classes)])
+        centres = class_means(old_emb, labels, classes)
         if method == "bct":
             return BCTLoss(
                 old.classifier.weight.detach(), old.classifier.scale, synthesised=centres, **options
@@ -346,11 +351,9 @@ class Experiment:
         where it points at its class mean (close to 1); see ``CosineClassifier``.
         """
         rows = F.normalize(self.model(name).classifier.weight.detach(), dim=1)
-        embeddings, labels = self.embeddings(name, "train"), self.train_data[1]
-        return {
-            c: float(rows[c] @ F.normalize(embeddings[labels == c].mean(0), dim=0))
-            for c in range(len(rows))
-        }
+        means = class_means(self.embeddings(name, "train"), self.train_data[1], len(rows))
+        cosines = (rows * F.normalize(means, dim=1)).sum(1)
+        return {c: float(cosine) for c, cosine in enumerate(cosines)}
 
     def embeddings(self, name: str, split: str = "test") -> torch.Tensor:
         """Embeddings ``(N, d)`` of model ``name`` on the ``test`` set or the ``train`` images
