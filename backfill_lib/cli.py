@@ -11,7 +11,7 @@ from pathlib import Path
 from .backfill import ORDERS
 from .data import SETTINGS
 from .experiments import COMPATIBLE_METHODS, METHODS, PROFILES, Experiment, default_config
-from .report import format_compatibility, format_table, write_outputs
+from .report import format_compatibility, format_models, format_table, write_outputs
 from .reproduce import SETTING_NAMES, default_out, reproduce
 
 
@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 experiment.train_compatible(args.model)
             else:
                 experiment.model(args.model)
-            print(f"{args.model}: {experiment.checkpoint_path(args.model)}")
+            print(
+                f"{args.model}: {experiment.checkpoint_path(args.model)}\n"
+                f"{experiment.describe_accuracy(args.model)}"
+            )
             return 0
         config = _config(
             args, methods=tuple(args.methods), orders=tuple(args.orders), steps=args.steps
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     for res in results:
         print(format_table(res))
         print()
+    print(format_models(results[0]))
+    print()
     print(format_compatibility(compatibility))
     written = write_outputs(results, compatibility, Path(args.out))
     print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")

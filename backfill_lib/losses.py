@@ -15,7 +15,7 @@ All embeddings are unit vectors ``(B, d)`` and labels ``(B,)`` int64. Defaults a
   larger lambda_adv costs compatibility.
 - RACT: tau = 0.05 (Zhang et al.), weight 1.
 - Metric-compatible: tau = 0.1, weight 4 (chosen on a validation split, see
-  ``backfill_lib/training.py`` and the README).
+  docs/choices.md).
 """
 
 from __future__ import annotations

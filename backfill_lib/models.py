@@ -12,7 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ARCHITECTURES = ("cnn-small", "resnet20", "resnet32", "resnet56", "resnet18", "resnet50")
+ARCHITECTURES = (
+    "cnn-small",
+    "airbench",
+    "airbench-half",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet18",
+    "resnet50",
+)
 
 
 class SmallCNN(nn.Module):
@@ -84,6 +93,62 @@ class CifarResNet(nn.Module):
         return self.net(x)
 
 
+class _ConvGroup(nn.Module):
+    """conv -> max-pool 2 -> BN -> GELU -> conv -> BN -> GELU (airbench's block)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        for conv in (self.conv1, self.conv2):  # identity init: an implicit residual
+            nn.init.dirac_(conv.weight.data[: conv.in_channels])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.bn1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.bn2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    """Keller Jordan's airbench94 network (8 conv layers), the CPU profile's backbone.
+
+    A frozen 2x2 patch-whitening convolution (set from the training images by
+    :meth:`init_whitening`; random until then), then three groups of two 3x3 convolutions
+    (``widths``, 64/256/256 for ``airbench``, 32/128/128 for ``airbench-half``) with
+    identity-initialised filters, then a global max-pool. Output ``(B, widths[-1])``.
+    It reaches ~94% on CIFAR-10 in about 10 epochs, where a CIFAR ResNet-20 needs well over
+    100: the best accuracy per CPU-second among the backbones measured here (bench/README).
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), in_channels: int = 3):
+        super().__init__()
+        self.whiten = nn.Conv2d(in_channels, 2 * in_channels * 4, 2, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        groups, cin = [], self.whiten.out_channels
+        for width in widths:
+            groups.append(_ConvGroup(cin, width))
+            cin = width
+        self.groups = nn.Sequential(*groups)
+        self.out_dim = widths[-1]
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening filters from normalised images ``(N, C, H, W)``: the
+        eigenvectors of the 2x2 patch covariance, scaled by ``1/sqrt(eigenvalue + eps)``,
+        and their negatives (so that the GELU after it keeps both signs)."""
+        c, (h, w) = images.shape[1], self.whiten.kernel_size
+        patches = images.float().unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3)
+        patches = patches.reshape(-1, c * h * w)
+        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        filters = (eigenvectors.T / (eigenvalues[:, None] + eps).sqrt()).reshape(-1, c, h, w)
+        self.whiten.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.groups(F.gelu(self.whiten(x)))
+        return torch.amax(x, dim=(2, 3))
+
+
 def _imagenet_resnet(name: str, in_channels: int) -> nn.Module:
     """torchvision's ResNet-18/50 with a 3x3 stride-1 stem and no max-pool (for 32x32)."""
     import torchvision
@@ -100,6 +165,10 @@ def make_backbone(arch: str, in_channels: int) -> nn.Module:
     """A backbone by name (see ``ARCHITECTURES``); it has an ``out_dim`` attribute."""
     if arch == "cnn-small":
         return SmallCNN(in_channels)
+    if arch == "airbench":
+        return AirbenchNet((64, 256, 256), in_channels)
+    if arch == "airbench-half":
+        return AirbenchNet((32, 128, 128), in_channels)
     if arch in ("resnet20", "resnet32", "resnet56"):
         return CifarResNet(int(arch[6:]), in_channels)
     if arch in ("resnet18", "resnet50"):
@@ -138,9 +207,11 @@ class EmbeddingModel(nn.Module):
         mean: list[float],
         std: list[float],
         classifier_scale: float = 16.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.arch = arch
+        self.channels_last = channels_last
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.backbone = make_backbone(arch, in_channels)
@@ -152,15 +223,26 @@ class EmbeddingModel(nn.Module):
             nn.Linear(self.backbone.out_dim, embed_dim, bias=False),
         )
         self.classifier = CosineClassifier(embed_dim, num_classes, classifier_scale)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     @property
     def embed_dim(self) -> int:
         return self.head[-1].out_features
 
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor) -> None:
+        """Data-dependent initialisation from training images ``(N, C, H, W)`` in [0, 1]:
+        airbench's whitening filters; nothing for the other backbones."""
+        if isinstance(self.backbone, AirbenchNet):
+            self.backbone.init_whitening((images - self.mean) / self.std)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Unit embeddings ``(B, embed_dim)``."""
-        features = self.backbone((x - self.mean) / self.std)
-        return F.normalize(self.head(features), dim=1)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.head(self.backbone(x)).float(), dim=1)
 
 
 class ReverseTransformation(nn.Module):

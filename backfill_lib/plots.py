@@ -152,27 +152,60 @@ def plot_compatibility(compatibility: dict) -> plt.Figure:
     return fig
 
 
-def plot_class_map(per_class: dict[str, dict[int, float]], old_classes: int) -> plt.Figure:
+def plot_class_map(
+    per_class: dict[str, dict[int, float]],
+    old_classes: int,
+    class_names: list[str] | None = None,
+) -> plt.Figure:
     """mAP per query class for each method: ``{method: {class: mAP}}``, e.g. ``old/old``,
     ``new/old`` and the compatible models against the old gallery.
 
-    Classes below ``old_classes`` (those the old model was trained on) are shaded.
+    Classes below ``old_classes`` (those the old model was trained on) are shaded. Up to
+    20 classes are drawn as grouped bars labelled with ``class_names`` (when given); more
+    are drawn as one line of points per method, classes in index order.
     """
     names = list(per_class)
     classes = sorted(per_class[names[0]])
+    many = len(classes) > 20
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(classes) * (1 + 0.15 * len(names))), 4.0))
+    size = (11.0, 4.0) if many else (max(6.0, 0.7 * len(classes) * (1 + 0.15 * len(names))), 4.0)
+    fig, ax = plt.subplots(figsize=size)
     seen = [c for c in classes if c < old_classes]
     if seen:
         ax.axvspan(
             -0.5, len(seen) - 0.5, color="#eeeeee", zorder=0, label="classes the old model saw"
         )
     for i, name in enumerate(names):
-        x = np.arange(len(classes)) + (i - (len(names) - 1) / 2) * width
+        style = _style(name)
         values = [100 * per_class[name][c] for c in classes]
-        ax.bar(x, values, width, label=_style(name)["label"], color=_style(name)["color"], zorder=2)
-    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
-    ax.set(xlabel="query class", ylabel="mAP (%)", ylim=(0, 100))
+        if many:
+            ax.plot(
+                values,
+                ls="-",
+                lw=0.8,
+                marker=style.get("marker", "o"),
+                ms=3,
+                color=style["color"],
+                label=style["label"],
+                zorder=2,
+            )
+        else:
+            x = np.arange(len(classes)) + (i - (len(names) - 1) / 2) * width
+            ax.bar(x, values, width, label=style["label"], color=style["color"], zorder=2)
+    if many:
+        ax.set_xlim(-0.5, len(classes) - 0.5)
+        ax.set_xlabel("query class (index)")
+    else:
+        labels = [class_names[c] if class_names else str(c) for c in classes]
+        long = max(len(label) for label in labels) > 3
+        ax.set_xticks(
+            range(len(classes)),
+            labels,
+            rotation=30 if long else 0,
+            ha="right" if long else "center",
+        )
+        ax.set_xlabel("query class")
+    ax.set(ylabel="mAP (%)", ylim=(0, 100))
     ax.set_title("Cross-model mAP per class (query model vs the old gallery)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

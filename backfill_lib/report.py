@@ -78,6 +78,25 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def models_markdown(results: dict) -> str:
+    """The trained models: architecture, epochs, classes and top-1 test accuracy."""
+    lines = ["| model | architecture | epochs | classes | top-1 % |", "|---|---|---|---|---|"]
+    for name, m in results.get("models", {}).items():
+        lines.append(
+            f"| {name} | {m['arch']} | {m['epochs']} | {m['classes']} | {100 * m['accuracy']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def format_models(results: dict) -> str:
+    """One line per trained model with its top-1 test accuracy."""
+    return "\n".join(
+        f"{name}: {m['arch']}, {m['epochs']} epochs, {m['classes']} classes, "
+        f"top-1 {100 * m['accuracy']:.1f}% on the test images of its classes"
+        for name, m in results.get("models", {}).items()
+    )
+
+
 def format_compatibility(compatibility: dict) -> str:
     """The compatibility matrix (rows query, columns gallery) and the criterion per method."""
     names = compatibility["models"]
@@ -137,11 +156,17 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         "",
     ]
     if "by_class" in compatibility:
-        fig = plot_class_map(compatibility["by_class"], compatibility["old_classes"])
+        fig = plot_class_map(
+            compatibility["by_class"],
+            compatibility["old_classes"],
+            compatibility.get("class_names"),
+        )
         written.append(save_figure(fig, out / "compatibility-by-class.png"))
         plt.close(fig)
         md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
     first = results[0]
+    if first.get("models"):
+        md += ["## Models", "", models_markdown(first), ""]
     title = (
         f"# {first['dataset']} — {setting_label(first)} ({first['gallery_size']} gallery items)\n\n"
     )

@@ -3,8 +3,9 @@
 Settings (METHOD.md section 2):
 
 - ``extended-class``: the default; same architecture for both models; every method.
-- ``heterogeneous``: extended-class with a smaller old architecture (ResNet-20 -> ResNet-56 on
-  the CPU profile, ResNet-18 -> ResNet-50 on the GPU profile, SmallCNN -> ResNet-20 on digits).
+- ``heterogeneous``: extended-class with an old architecture smaller than the new one
+  (airbench-half -> airbench on the CPU profile, ResNet-18 -> ResNet-50 on the GPU profile,
+  SmallCNN -> ResNet-20 on digits).
 - ``extended-data``: the old model sees a random half of the training images.
 - ``open-class``: both models train without the last 20% of the classes, which alone are
   tested.
@@ -24,13 +25,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .experiments import COMPATIBLE_METHODS, METHODS, Experiment, ExperimentConfig, default_config
-from .report import markdown_table, write_outputs
+from .report import markdown_table, models_markdown, write_outputs
 from .storage import atomic_write, save_json
 
 SETTING_NAMES = ("extended-class", "heterogeneous", "extended-data", "open-class")
 NO_COMPATIBLE = tuple(m for m in METHODS if m not in COMPATIBLE_METHODS)
-HETEROGENEOUS_OLD = {"cnn-small": "cnn-small", "resnet20": "resnet20", "resnet18": "resnet18"}
-HETEROGENEOUS_NEW = {"cnn-small": "resnet20", "resnet20": "resnet56", "resnet18": "resnet50"}
+# The profile's architecture -> (old, new) architectures of the heterogeneous setting.
+HETEROGENEOUS = {
+    "cnn-small": ("cnn-small", "resnet20"),
+    "airbench": ("airbench-half", "airbench"),
+    "resnet18": ("resnet18", "resnet50"),
+}
 
 
 def setting_config(
@@ -44,8 +49,8 @@ def setting_config(
     old = replace(base.old, seed=2 * seed, epochs=epochs or base.old.epochs)
     new = replace(base.new, seed=2 * seed + 1, epochs=epochs or base.new.epochs)
     if name == "heterogeneous":
-        old = replace(old, arch=HETEROGENEOUS_OLD[old.arch])
-        new = replace(new, arch=HETEROGENEOUS_NEW[new.arch])
+        old_arch, new_arch = HETEROGENEOUS[base.new.arch]
+        old, new = replace(old, arch=old_arch), replace(new, arch=new_arch)
     return replace(
         base,
         setting="extended-class" if name == "heterogeneous" else name,
@@ -57,8 +62,9 @@ def setting_config(
 
 
 def default_out(dataset: str) -> Path:
-    """``figures/<name>``: ``figures/cifar10`` for ``cifar10`` or ``imagefolder:.../cifar10``."""
-    return Path("figures") / Path(dataset.split(":", 1)[-1]).name
+    """``figures/<name>``: ``figures/cifar10`` for ``cifar10`` or ``imagefolder:.../cifar10``,
+    ``figures/tinyimagenet-dev100`` for ``tinyimagenet:.../tinyimagenet-dev100.tar``."""
+    return Path("figures") / Path(dataset.split(":", 1)[-1]).name.removesuffix(".tar")
 
 
 @dataclass
@@ -230,6 +236,7 @@ def _section(name, config, first, spread, claims, seeds, minutes) -> str:
                 ),
                 "",
             ]
+    lines += [f"Models (seed {seeds[0]}):", "", models_markdown(next(iter(first.values()))), ""]
     t0 = spread[next(iter(spread))]  # the mAP at t = 0 does not depend on the order
     compatible = [m for m in t0 if m in COMPATIBLE_METHODS]
     if len(seeds) > 1 and compatible:

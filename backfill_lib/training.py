@@ -40,11 +40,23 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+SCHEDULES = ("cosine", "one-cycle")
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a backbone model is trained. ``lr`` is for SGD with batch ``batch_size``;
-    ``classifier_scale`` is the cosine classifier's logit scale (see
-    :class:`~backfill_lib.models.CosineClassifier`)."""
+    """How a backbone model is trained.
+
+    ``lr``: the peak learning rate of SGD (Nesterov momentum 0.9) with batch ``batch_size``.
+    ``schedule``: ``cosine`` (from ``lr`` down to 0) or ``one-cycle`` (linear warm-up from
+    ``lr / 10`` over the first ``warmup`` fraction of the steps, then linear decay to about
+    0). ``classifier_scale``: the cosine classifier's logit scale (see
+    :class:`~backfill_lib.models.CosineClassifier`). ``label_smoothing``: of the
+    cross-entropy. ``precision``: ``fp32``, or ``bf16``: bf16 autocast (fp32 master weights)
+    in the channels-last layout, the fast path on CPUs with AMX or AVX512-BF16 and on GPUs.
+    Embeddings are always extracted in fp32.
+    """
 
     arch: str = "cnn-small"
     embed_dim: int = 32
@@ -55,15 +67,32 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     classifier_scale: float = 16.0
+    label_smoothing: float = 0.0
+    schedule: str = "cosine"
+    warmup: float = 0.0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; choose {' or '.join(PRECISIONS)}"
+            )
 
 
 class ClassifierObjective(nn.Module):
     """Cross-entropy of the model's own (cosine) classifier."""
 
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
     def forward(
         self, model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor, progress: float
     ) -> torch.Tensor:
-        return F.cross_entropy(model.classifier(model(images)), labels)
+        logits = model.classifier(model(images))
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
 
 class CompatibleObjective(nn.Module):
@@ -74,11 +103,18 @@ class CompatibleObjective(nn.Module):
     are trained and saved with the new model.
     """
 
-    def __init__(self, old_model: EmbeddingModel, compat_loss: nn.Module, weight: float) -> None:
+    def __init__(
+        self,
+        old_model: EmbeddingModel,
+        compat_loss: nn.Module,
+        weight: float,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.__dict__["old_model"] = old_model.eval().requires_grad_(False)
         self.compat_loss = compat_loss
         self.weight = weight
+        self.label_smoothing = label_smoothing
 
     def forward(
         self, model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor, progress: float
@@ -87,7 +123,28 @@ class CompatibleObjective(nn.Module):
         with torch.no_grad():
             old = self.old_model.to(images.device)(images)
         compat = self.compat_loss(new, labels, old_embeddings=old, progress=progress)
-        return F.cross_entropy(model.classifier(new), labels) + self.weight * compat
+        ce = F.cross_entropy(model.classifier(new), labels, label_smoothing=self.label_smoothing)
+        return ce + self.weight * compat
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``config`` over ``total`` steps."""
+    if config.schedule == "one-cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total,
+            pct_start=config.warmup,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+            div_factor=10.0,
+            final_div_factor=1e3,
+        )
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
 
 
 def fit(
@@ -120,9 +177,7 @@ def fit(
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm needs > 1 sample
     total = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    scheduler = make_scheduler(optimizer, config, total)
     partial = checkpoint.with_name(checkpoint.stem + ".partial.pt") if checkpoint else None
     history: list[float] = []
     start = 0
@@ -133,7 +188,10 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history = state["epoch"], state["history"]
+    else:
+        model.init_from_data(images[:5000].to(device).float() / 255)
     images, labels = images.to(device), labels.to(device)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
     bar = trange(start, config.epochs, desc=desc, leave=False, initial=start, total=config.epochs)
     for epoch in bar:
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
@@ -144,9 +202,10 @@ def fit(
         for i in range(steps_per_epoch):
             idx = order[i * batch : (i + 1) * batch]
             x = augment(images[idx], gen) if config.augment else images[idx]
-            loss = objective(
-                model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total
-            )
+            with autocast:
+                loss = objective(
+                    model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -250,7 +309,7 @@ def accuracy(model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor) 
 class TransformConfig:
     """How psi (and rho) are trained. ``mc_weight`` = 0 gives plain RT (regression only).
 
-    Defaults chosen on a validation split of the training set (see the README).
+    Defaults chosen on a validation split of the training set (see docs/choices.md).
     """
 
     hidden: int = 256
@@ -328,7 +387,7 @@ def fit_transformation(
     ):
         modules.train()
         order = torch.randperm(n, generator=gen)
-        running = 0.0
+        running = torch.zeros(())
         for i in range(steps):
             idx = order[i * batch : (i + 1) * batch]
             new, old = new_embeddings[idx], old_embeddings[idx]
@@ -341,8 +400,8 @@ def fit_transformation(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            running += loss.item()
-        history.append(running / steps)
+            running += loss.detach()
+        history.append(float(running) / steps)
     if history and not math.isfinite(history[-1]):
         raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
     modules.eval()

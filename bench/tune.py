@@ -9,7 +9,7 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--adv-weights A ...] [--taus T ...]
-                         [--mc-weights L ...]
+                         [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
 """
@@ -49,6 +49,9 @@ def main() -> None:
     )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
+    parser.add_argument(
+        "--hiddens", type=int, nargs="*", default=[], help="psi hidden widths (0: linear psi)"
+    )
     args = parser.parse_args()
 
     def run(label: str, config: ExperimentConfig, method: str) -> dict:
@@ -109,6 +112,15 @@ def main() -> None:
                 replace(base, methods=("rt+mc",), rt_mc=rt_mc),
                 "rt+mc",
             )
+
+    if args.hiddens:
+        print(f"psi hidden width: {header}")
+    for hidden in args.hiddens:
+        for method in ("rt", "rt+mc"):
+            field = "rt" if method == "rt" else "rt_mc"
+            transform = replace(getattr(base, field), hidden=hidden)
+            cfg = replace(base, methods=(method,), **{field: transform})
+            run(f"{method:5s} hidden {hidden:4d}", cfg, method)
 
 
 if __name__ == "__main__":

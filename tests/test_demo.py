@@ -32,6 +32,7 @@ def demo(cache, tmp_path_factory) -> dict[str, dict]:
         "uncertainty": json.loads((out / "results-uncertainty.json").read_text()),
         "compatibility": json.loads((out / "compatibility.json").read_text()),
         "files": sorted(p.name for p in out.iterdir()),
+        "out": out,
     }
 
 
@@ -63,6 +64,17 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         "results.md",
     ):
         assert name in demo["files"]
+
+
+def test_results_record_every_model_and_its_test_accuracy(demo):
+    models = demo["random"]["models"]
+    assert list(models) == ["old", "new", "bct", "advbct", "ract", "l2"]
+    assert models["old"]["classes"] == 5 and models["new"]["classes"] == 10
+    for name, model in models.items():
+        assert model["arch"] == "cnn-small" and model["epochs"] == 30
+        chance = 1 / model["classes"]
+        assert model["accuracy"] > 3 * chance, f"{name} learned well above chance"
+    assert "## Models" in (demo["out"] / "results.md").read_text()
 
 
 @pytest.mark.parametrize("order", ["random", "uncertainty"])
@@ -166,3 +178,26 @@ def test_compatible_method_needs_equal_dims(tmp_path):
     cfg = replace(cfg, old=replace(cfg.old, embed_dim=16, epochs=1), new=replace(cfg.new, epochs=1))
     with pytest.raises(ValueError, match="equal embedding dims"):
         Experiment(cfg, cache_dir=tmp_path).model("bct")
+
+
+def test_validation_mode_holds_out_a_fifth_of_the_training_images(tmp_path, capsys):
+    from dataclasses import replace
+
+    cfg = default_config("digits", validation=True, methods=())
+    cfg = replace(cfg, old=replace(cfg.old, epochs=3), new=replace(cfg.new, epochs=3))
+    experiment = Experiment(cfg, cache_dir=tmp_path)
+    train = experiment.dataset.train_labels
+    images, labels = experiment.labelled_test_data
+    assert abs(len(labels) - 0.2 * len(train)) <= 10  # stratified: about 20% per class
+    assert len(experiment.split.new_indices) + len(labels) == len(train)  # disjoint, complete
+    assert len(experiment.test_labels) == len(labels)  # extended-class tests every class
+    accuracy = experiment.accuracy("new")
+    captured = capsys.readouterr()
+    assert "new: trained; top-1" in captured.out + captured.err
+    assert 0.3 < accuracy <= 1.0  # three epochs learn well above chance (0.1)
+    model = experiment.model("new")
+    logits = model.classifier(model.eval()(images.float() / 255))
+    assert accuracy == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    old_known = experiment.labelled_test_data[1] < 5
+    assert "of its 5 classes" in experiment.describe_accuracy("old")
+    assert f"on the {int(old_known.sum())} validation images" in experiment.describe_accuracy("old")

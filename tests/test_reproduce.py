@@ -9,7 +9,11 @@ from backfill_lib.reproduce import check_claims, setting_config
 
 def test_setting_configs():
     het = setting_config("cifar10", "cpu", "heterogeneous")
-    assert (het.old.arch, het.new.arch, het.setting) == ("resnet20", "resnet56", "extended-class")
+    assert (het.old.arch, het.new.arch, het.setting) == (
+        "airbench-half",
+        "airbench",
+        "extended-class",
+    )
     gpu = setting_config("cifar10", "gpu", "heterogeneous")
     assert (gpu.old.arch, gpu.new.arch) == ("resnet18", "resnet50")
     assert "bct" not in setting_config("cifar10", "cpu", "open-class").methods
@@ -54,7 +58,7 @@ def test_the_heterogeneous_setting_is_labelled_with_its_architectures():
     results = {"setting": "extended-class", "config": {}}
     for name, label in [
         ("extended-class", "extended-class"),
-        ("heterogeneous", "extended-class, resnet20 -> resnet56"),
+        ("heterogeneous", "extended-class, airbench-half -> airbench"),
     ]:
         cfg = setting_config("imagefolder:cifar10", "cpu", name)
         results["config"] = {"old": {"arch": cfg.old.arch}, "new": {"arch": cfg.new.arch}}

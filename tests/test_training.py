@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backfill_lib.data import load_dataset
-from backfill_lib.models import ARCHITECTURES, EmbeddingModel, make_backbone
+from backfill_lib.models import ARCHITECTURES, AirbenchNet, EmbeddingModel, make_backbone
 from backfill_lib.storage import ConfigMismatchError, atomic_write, load_torch, save_torch
 from backfill_lib.training import (
     ClassifierObjective,
@@ -16,6 +16,7 @@ from backfill_lib.training import (
     embed,
     fit,
     fit_transformation,
+    make_scheduler,
     train_or_load,
 )
 
@@ -171,3 +172,74 @@ def test_a_run_that_does_not_learn_is_flagged(digits):
             digits.train_labels[:128],
             replace(CONFIG, epochs=0),
         )
+
+
+def colour_blobs(n: int, classes: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` noisy 32x32 colour images whose class is a bright square's corner and hue."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    images = torch.randint(0, 120, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    for i, y in enumerate(labels.tolist()):
+        r, c = divmod(y, 2)
+        images[i, y % 3, 16 * r : 16 * r + 12, 16 * c : 16 * c + 12] = 250
+    return images, labels
+
+
+def test_whitening_filters_decorrelate_image_patches():
+    images = colour_blobs(64)[0].float() / 255
+    images = images + 0.5 * images.roll(1, dims=1)  # correlated channels
+    net = AirbenchNet((8, 8, 8))
+    net.init_whitening(images, eps=0.0)
+    half = net.whiten.weight.shape[0] // 2  # the second half is the first, negated
+    assert torch.equal(net.whiten.weight[half:], -net.whiten.weight[:half])
+    out = torch.nn.functional.conv2d(images, net.whiten.weight[:half])
+    flat = out.transpose(0, 1).flatten(1)
+    covariance = flat @ flat.T / flat.shape[1]
+    assert torch.allclose(covariance, torch.eye(half), atol=1e-3)
+    assert not net.whiten.weight.requires_grad  # frozen: only its bias trains
+
+
+def test_bf16_one_cycle_training_of_airbench_learns_and_embeds_in_fp32():
+    images, labels = colour_blobs(512)
+    config = TrainConfig(
+        arch="airbench-half",
+        embed_dim=16,
+        epochs=3,
+        batch_size=64,
+        lr=0.2,
+        label_smoothing=0.2,
+        schedule="one-cycle",
+        warmup=0.25,
+        precision="bf16",
+    )
+    torch.manual_seed(0)
+    model = EmbeddingModel("airbench-half", 16, 4, 3, [0.3] * 3, [0.3] * 3, channels_last=True)
+    history = fit(model, ClassifierObjective(config.label_smoothing), images, labels, config)
+    assert history[-1] < 0.7 * history[0]
+    assert model.backbone.whiten.weight.abs().sum() > 0
+    test_images, test_labels = colour_blobs(256, seed=1)
+    assert accuracy(model, test_images, test_labels) > 0.9  # chance 0.25
+    emb = embed(model, test_images)
+    assert emb.dtype == torch.float32
+    assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-5)
+
+
+def test_the_one_cycle_schedule_warms_up_then_decays_linearly():
+    config = TrainConfig(lr=0.2, schedule="one-cycle", warmup=0.25)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    scheduler = make_scheduler(optimizer, config, total=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.02)
+    assert max(lrs) == pytest.approx(0.2, rel=1e-3) and lrs.index(max(lrs)) in (24, 25)
+    assert lrs[-1] < 0.01 and all(a >= b for a, b in zip(lrs[25:], lrs[26:], strict=False))
+
+
+def test_unknown_schedules_and_precisions_are_refused():
+    with pytest.raises(ValueError, match="one-cycle"):
+        TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="bf16"):
+        TrainConfig(precision="fp16")
