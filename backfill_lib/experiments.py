@@ -258,11 +258,11 @@ class Experiment:
 
     def describe_accuracy(self, name: str) -> str:
         """``"top-1 93.1% on the 10000 test images of its 10 classes"``."""
-        known = self.labelled_test_data[1] < self.model(name).classifier.weight.shape[0]
         classes = self.model(name).classifier.weight.shape[0]
+        known = int((self.labelled_test_data[1] < classes).sum())
         split = "validation" if self.config.validation else "test"
         return (
-            f"top-1 {100 * self.accuracy(name):.1f}% on the {int(known.sum())} {split} images "
+            f"top-1 {100 * self.accuracy(name):.1f}% on the {known} {split} images "
             f"of its {classes} classes"
         )
 
@@ -418,6 +418,8 @@ class Experiment:
         }
         if split not in splits:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
+        if split == "labelled-test" and len(self.labelled_test_data[1]) == len(self.test_data[1]):
+            split = "test"  # the query/gallery set is a subset of it: equal size, same images
         key = f"{name}-{self.model_key(name)}-{split}"
         if key not in self._embeddings:
             path = self.cache_dir / "embeddings" / f"{key}.pt"
