@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +15,36 @@ from .data import SETTINGS
 from .experiments import COMPATIBLE_METHODS, METHODS, PROFILES, Experiment, default_config
 from .report import format_compatibility, format_models, format_table, write_outputs
 from .reproduce import SETTING_NAMES, default_out, reproduce
+from .storage import default_cache_dir
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum`` (argparse turns the error into usage)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        return value
+
+    return parse
+
+
+def _check_writable_folder(path: Path, what: str) -> None:
+    """Fail before any training when ``path`` cannot become a writable folder (it is a
+    file, or its nearest existing ancestor is not writable). Nothing is created."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: {existing} is a file, not a folder; pick another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{what} {path}: {existing} is not writable; pick another path or fix its permissions"
+        )
 
 
 def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
@@ -34,7 +66,9 @@ def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
     if setting:
         parser.add_argument("--setting", default="extended-class", choices=SETTINGS)
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
-    parser.add_argument("--epochs", type=int, help="override the profile's epochs for every model")
+    parser.add_argument(
+        "--epochs", type=_at_least(1), help="override the profile's epochs for every model"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORDER",
         help=f"backfill orders: {' '.join(ORDERS)}",
     )
-    demo.add_argument("--steps", type=int, default=20, help="curve resolution S (S+1 points)")
+    demo.add_argument(
+        "--steps", type=_at_least(1), default=20, help="curve resolution S (S+1 points)"
+    )
     train = sub.add_parser(
         "train",
         help="train (or load) one model: old, new, or a compatible recipe "
@@ -78,13 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rep, setting=False)
     rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
     rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
-    rep.add_argument("--seeds", nargs="+", type=int, default=[0])
+    rep.add_argument("--seeds", nargs="+", type=_at_least(0), default=[0], help="distinct")
     return parser
 
 
 def _config(args: argparse.Namespace, **fields):
     config = default_config(args.dataset, args.profile, setting=args.setting, **fields)
-    if args.epochs:
+    if args.epochs is not None:
         config = replace(
             config,
             old=replace(config.old, epochs=args.epochs),
@@ -97,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        if args.command == "reproduce":
+        _check_writable_folder(Path(args.cache) if args.cache else default_cache_dir(), "the cache")
+        if args.command != "train":
             out = Path(args.out) if args.out else default_out(args.dataset)
+            _check_writable_folder(out, "--out")
+        if args.command == "reproduce":
             md = reproduce(
                 args.dataset,
                 out,
@@ -130,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         experiment = Experiment(config, args.data_root, args.cache, args.download)
         results = [experiment.results(order) for order in config.orders]
         compatibility = experiment.compatibility()
-    except (ValueError, FileNotFoundError) as err:
+        written = write_outputs(results, compatibility, out)
+    except (ValueError, OSError) as err:  # bad input, missing or unreadable files
         print(f"backfill: error: {err}", file=sys.stderr)
         return 2
     for res in results:
@@ -139,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     print(format_models(results[0]))
     print()
     print(format_compatibility(compatibility))
-    written = write_outputs(results, compatibility, Path(args.out))
     print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
     return 0
 

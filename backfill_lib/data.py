@@ -15,6 +15,7 @@ epoch never touches the disk or a JPEG decoder. Names understood by :func:`load_
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import pickle
@@ -28,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .storage import config_key, load_torch, save_torch
+try:
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
+
+from .storage import config_key, load_derived, save_torch
 
 DATA_ROOT_ENV = "BACKFILL_DATA_ROOT"
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder:PATH", "tinyimagenet:PATH")
@@ -144,6 +152,49 @@ _CIFAR = {
 }
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what CIFAR's files hold: dicts, lists, strings, numbers
+    and numpy arrays. Any other global (``os.system``, ``builtins.eval``...) is refused, so a
+    crafted file under ``--data-root`` cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # bytes in Python 3's protocol-2 pickles
+        **{
+            (f"numpy.{core}.multiarray", "_reconstruct"): _multiarray._reconstruct
+            for core in ("core", "_core")
+        },
+        **{
+            (f"numpy.{core}.numeric", "_frombuffer"): _numeric._frombuffer
+            for core in ("core", "_core")
+        },
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: CIFAR files hold only lists, strings and "
+                "numpy arrays"
+            )
+        return self.ALLOWED[module, name]
+
+
+def load_cifar_pickle(path: Path) -> dict:
+    """One file of torchvision's CIFAR python layout, read without running code from it."""
+    try:
+        with open(path, "rb") as fh:
+            entry = _CifarUnpickler(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a CIFAR batch file ({err}); replace it with the file from the "
+            "official CIFAR python archive"
+        ) from err
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path} is not a CIFAR batch file (it holds a {type(entry).__name__})")
+    return entry
+
+
 def load_cifar(name: str, data_root: str | Path, download: bool = False) -> ImageDataset:
     """Read CIFAR-10/100 from torchvision's python-pickle layout under ``data_root``."""
     spec = _CIFAR[name]
@@ -163,14 +214,12 @@ def load_cifar(name: str, data_root: str | Path, download: bool = False) -> Imag
     def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         data, labels = [], []
         for fname in names:
-            with open(folder / fname, "rb") as fh:
-                entry = pickle.load(fh, encoding="latin1")
+            entry = load_cifar_pickle(folder / fname)
             data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.extend(entry[spec["labels"]])
         return torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64)
 
-    with open(folder / spec["meta"][0], "rb") as fh:
-        class_names = list(pickle.load(fh, encoding="latin1")[spec["meta"][1]])
+    class_names = list(load_cifar_pickle(folder / spec["meta"][0])[spec["meta"][1]])
     train_x, train_y = read(spec["train"])
     test_x, test_y = read(spec["test"])
     return ImageDataset(name, train_x, train_y, test_x, test_y, class_names)
@@ -294,11 +343,13 @@ def _decoded_folder(
     image_size: int,
 ) -> ImageDataset:
     """Decode the ``train`` and test file lists of a folder dataset once, then read them
-    from the cache (keyed by the folder, its files and their sizes, and ``image_size``)."""
+    from the cache, keyed by the folder, its files with their sizes and modification times
+    (an image edited in place gets a new mtime, so it is decoded again), and ``image_size``."""
     listing = [
-        (split, str(f.relative_to(root)), f.stat().st_size)
+        (split, str(f.relative_to(root)), stat.st_size, stat.st_mtime_ns)
         for split in files
         for f, _ in files[split]
+        for stat in (f.stat(),)
     ]
 
     def decode() -> ImageDataset:
@@ -319,8 +370,9 @@ def _cached(
     if cache_dir is None:
         return build()
     path = Path(cache_dir) / "data" / f"{kind}-{config_key(key)}.pt"
-    if path.exists():
-        return ImageDataset(**load_torch(path))
+    stored = load_derived(path)
+    if stored is not None:
+        return ImageDataset(**stored)
     dataset = build()
     save_torch(vars(dataset), path)
     return dataset
@@ -350,11 +402,16 @@ def _decode(
 
     images = np.empty((len(items), size, size, 3), dtype=np.uint8)
     for i, (file, _) in enumerate(tqdm(items, desc=desc, leave=False)):
-        with Image.open(file) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            images[i] = np.asarray(img)
+        try:
+            with Image.open(file) as img:
+                img = img.convert("RGB")
+                if img.size != (size, size):
+                    img = img.resize((size, size), Image.BILINEAR)
+                images[i] = np.asarray(img)
+        except (OSError, ValueError) as err:  # unreadable, truncated or not an image
+            raise ValueError(
+                f"{file}: cannot decode this image ({err}); replace or delete it"
+            ) from err
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
 

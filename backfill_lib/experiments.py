@@ -36,7 +36,7 @@ from .metrics import (
     update_gain,
 )
 from .models import EmbeddingModel
-from .storage import config_key, content_key, default_cache_dir, load_torch, save_torch
+from .storage import config_key, content_key, default_cache_dir, load_derived, save_torch
 from .training import (
     ClassifierObjective,
     CompatibleObjective,
@@ -152,6 +152,8 @@ class Experiment:
         download: bool = False,
     ) -> None:
         self.config = replace(config, methods=check_methods(config.methods))
+        if not isinstance(config.steps, int) or config.steps < 1:
+            raise ValueError(f"steps {config.steps!r}: give an integer of at least 1")
         for order in config.orders:
             if order not in bf.ORDERS:
                 raise ValueError(
@@ -423,9 +425,8 @@ class Experiment:
         key = f"{name}-{self.model_key(name)}-{split}"
         if key not in self._embeddings:
             path = self.cache_dir / "embeddings" / f"{key}.pt"
-            if path.exists():
-                emb = load_torch(path)
-            else:
+            emb = load_derived(path)
+            if emb is None:
                 emb = embed(self.model(name), splits[split]())
                 save_torch(emb, path)
             self._embeddings[key] = emb
@@ -569,8 +570,9 @@ class Experiment:
         and any change to an embedding, label or order evaluates afresh."""
         key = content_key(inputs, {"curve_format": CURVE_FORMAT, "kind": kind})
         path = self.cache_dir / "curves" / f"{key}.pt"
-        if path.exists():
-            return Curve.from_state_dict(load_torch(path))
+        stored = load_derived(path)
+        if stored is not None:
+            return Curve.from_state_dict(stored)
         curve = evaluate()
         save_torch(curve.state_dict(), path)
         return curve

@@ -16,12 +16,16 @@ part and exclude them at search time with an ID selector.
 Backfilling an id that is already in the new part is a no-op (so a resumed backfill job can
 replay its last batch safely); :meth:`backfill` returns how many items actually moved.
 ``save``/``load`` write one ``.npz`` file atomically: a crash mid-save leaves the previous
-file intact. The transform is code, not data: pass it again to :meth:`load`.
+file intact. The file records its format version (``INDEX_FORMAT``) and a SHA-256 of its
+arrays; :meth:`load` refuses an older, newer, corrupt or inconsistent file with an error
+naming it. The transform is code, not data: pass it again to :meth:`load`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +36,8 @@ import numpy as np
 from .storage import atomic_write
 
 Transform = Callable[[np.ndarray], np.ndarray]
+INDEX_FORMAT = 1  # bumped whenever the saved file's layout changes
+UNIT_TOLERANCE = 1e-3
 
 
 class SearchResult(NamedTuple):
@@ -50,7 +56,30 @@ def _as_matrix(x: np.ndarray, dim: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape (n, {dim}), got {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} holds NaN or infinite values")
+    norms = np.linalg.norm(x, axis=1)
+    if len(x) and np.abs(norms - 1).max() > UNIT_TOLERANCE:
+        raise ValueError(
+            f"{name} must be unit vectors (norms range {norms.min():.3g}..{norms.max():.3g}): "
+            "the merge compares distances 2 - 2<q, g>; normalise with "
+            "x / np.linalg.norm(x, axis=1, keepdims=True)"
+        )
     return x
+
+
+def _as_ids(ids: np.ndarray, name: str) -> np.ndarray:
+    """``ids`` as int64, refusing float or other non-integer arrays (no silent truncation)."""
+    ids = np.asarray(ids)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {ids.dtype}")
+    return ids.astype(np.int64).reshape(-1)
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
 
 
 def _merge_order(sims: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -84,8 +113,10 @@ class BackfillIndex:
         factory: str = "Flat",
     ) -> None:
         old = _as_matrix(old_embeddings, np.shape(old_embeddings)[-1], "old_embeddings")
+        if not isinstance(new_dim, int | np.integer) or new_dim <= 0:
+            raise ValueError(f"new_dim must be a positive integer, got {new_dim!r}")
         self.old_dim, self.new_dim, self.factory = old.shape[1], int(new_dim), factory
-        self.ids = np.arange(len(old), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
+        self.ids = np.arange(len(old), dtype=np.int64) if ids is None else _as_ids(ids, "ids")
         if self.ids.shape != (len(old),) or len(np.unique(self.ids)) != len(old):
             raise ValueError("ids must be one unique int64 id per gallery item")
         self.transform = transform
@@ -117,7 +148,7 @@ class BackfillIndex:
         Ids already backfilled are skipped (no-op). Unknown ids, duplicates within the call,
         wrong dims or NaN are errors, and nothing is changed.
         """
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        ids = _as_ids(ids, "ids")
         emb = _as_matrix(new_embeddings, self.new_dim, "new_embeddings")
         if len(emb) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(emb)} embeddings")
@@ -190,38 +221,82 @@ class BackfillIndex:
         return sims, ids
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to ``path`` (``.npz``) atomically."""
+        """Write the index to ``path`` (``.npz``) atomically, with its format and checksum."""
+        arrays = {
+            "ids": self.ids,
+            "backfilled": self.backfilled,
+            "old": faiss.serialize_index(self._old),
+            "new": faiss.serialize_index(self._new),
+        }
         meta = {
+            "format": INDEX_FORMAT,
             "old_dim": self.old_dim,
             "new_dim": self.new_dim,
             "factory": self.factory,
             "old_removes": self._old_removes,
+            "sha256": _checksum(arrays),
         }
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    ids=self.ids,
-                    backfilled=self.backfilled,
-                    old=faiss.serialize_index(self._old),
-                    new=faiss.serialize_index(self._new),
-                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                )
+                meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+                np.savez(fh, meta=meta_bytes, **arrays)
 
         return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path, transform: Transform | None = None) -> BackfillIndex:
-        """Read an index written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(data["meta"].tobytes())
-            self = cls.__new__(cls)
-            self.old_dim, self.new_dim = meta["old_dim"], meta["new_dim"]
-            self.factory, self._old_removes = meta["factory"], meta["old_removes"]
-            self.ids, self.backfilled = data["ids"], data["backfilled"].copy()
-            self._old = faiss.deserialize_index(data["old"])
-            self._new = faiss.deserialize_index(data["new"])
+        """Read an index written by :meth:`save`; a clear ``ValueError`` names a file that is
+        from another format version, corrupt, or inconsistent."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(data["meta"].tobytes())
+                arrays = {name: data[name] for name in ("ids", "backfilled", "old", "new")}
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise ValueError(f"{path} is not a readable BackfillIndex file ({err})") from err
+        version = meta.get("format")
+        if version != INDEX_FORMAT:
+            age = "a newer" if isinstance(version, int) and version > INDEX_FORMAT else "an older"
+            raise ValueError(
+                f"{path} was written by {age} backfill_lib (index format {version}, this one "
+                f"reads {INDEX_FORMAT}); rebuild the index with this version, or use the "
+                "version that wrote it"
+            )
+        if _checksum(arrays) != meta.get("sha256"):
+            raise ValueError(f"{path} is corrupt (its arrays do not match their checksum)")
+        self = cls.__new__(cls)
+        self.old_dim, self.new_dim = meta["old_dim"], meta["new_dim"]
+        self.factory, self._old_removes = meta["factory"], meta["old_removes"]
+        self.ids, self.backfilled = arrays["ids"], arrays["backfilled"].copy()
+        self._old = faiss.deserialize_index(arrays["old"])
+        self._new = faiss.deserialize_index(arrays["new"])
         self.transform = transform
         self._position = {int(i): p for p, i in enumerate(self.ids)}
+        self._check_consistent(path)
         return self
+
+    def _check_consistent(self, path: str | Path) -> None:
+        """The loaded parts agree with the id list and the backfilled mask."""
+        n, moved = len(self.ids), int(self.backfilled.sum())
+        expected_old = n - moved if self._old_removes else n
+        problems = [
+            text
+            for text, bad in (
+                ("ids are not unique", len(self._position) != n),
+                ("the backfilled mask has another length", self.backfilled.shape != (n,)),
+                (
+                    f"the old part holds {self._old.ntotal}, not {expected_old}",
+                    self._old.ntotal != expected_old,
+                ),
+                (f"the new part holds {self._new.ntotal}, not {moved}", self._new.ntotal != moved),
+                (
+                    "a part's dimension differs from the recorded one",
+                    (self._old.d, self._new.d) != (self.old_dim, self.new_dim),
+                ),
+            )
+            if bad
+        ]
+        if problems:
+            raise ValueError(f"{path} is inconsistent: {'; '.join(problems)}; rebuild the index")

@@ -98,16 +98,24 @@ def evaluate_curve(
             f"the evaluation protocol queries every gallery item: got {parts.num_queries} "
             f"queries, {n} gallery items and {len(labels)} labels"
         )
+    if n < 2:
+        raise ValueError(f"a gallery of {n} items has no other item to retrieve; give 2 or more")
+    if not 1 <= steps < RELEVANT - 2:
+        raise ValueError(f"steps {steps}: give an integer from 1 to {RELEVANT - 3}")
+    order = np.asarray(order)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(
+            f"order must be a permutation of 0..{n - 1} (each gallery item once), got "
+            f"shape {order.shape}"
+        )
     topk = tuple(sorted({1, *topk}))
-    if steps + 2 >= RELEVANT:
-        raise ValueError(f"steps must be below {RELEVANT - 2}")
     # in one space nothing changes during the backfill: one step is evaluated (its items
     # get one entry each) and repeated
     one_space = parts.one_space
     if one_space:
         item_step = torch.ones(n, dtype=torch.int64)
     else:
-        item_step = torch.from_numpy(backfill_steps(np.asarray(order), steps))
+        item_step = torch.from_numpy(backfill_steps(order, steps))
     evaluated = 0 if one_space else steps
     chunk = max(1, chunk_entries // (2 * n))
     ap = torch.full((evaluated + 1, n), float("nan"), dtype=torch.float64)

@@ -153,6 +153,13 @@ def reproduce(
     the settings still to run, so an interrupted run leaves every finished result readable
     (and the cache lets a rerun of the same command pick up where it stopped).
     """
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise ValueError(
+            f"seeds {' '.join(map(str, seeds)) or '(none)'}: give one or more distinct "
+            "non-negative seeds"
+        )
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs {epochs}: give at least 1 (or leave it out for the profile's)")
     out = Path(out)
     command = f"backfill reproduce --dataset {dataset} --profile {profile}"
     if epochs:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,20 +65,54 @@ def content_key(arrays: Iterable[torch.Tensor | np.ndarray], config: Mapping[str
     return digest.hexdigest()[:16]
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers that died (their pid is gone)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{path.name}.").split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` atomically.
 
-    If ``write`` raises (or the process dies), ``path`` keeps its previous content.
+    If ``write`` raises (or the process dies), ``path`` keeps its previous content. The file
+    and its folder are fsynced, so a power cut after the rename cannot leave an empty file.
+    The temporary file is named ``.<name>.<pid>.<random>.tmp``: the next write of ``path``
+    removes those whose process is no longer running.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         os.chmod(tmp, FILE_MODE)  # mkstemp makes it private (0600); give it open()'s default
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -93,8 +128,16 @@ def save_json(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [""])[0][:200]
+
+
 class ConfigMismatchError(ValueError):
     """A stored file was produced by a different configuration than the one asked for."""
+
+
+class CorruptFileError(ValueError):
+    """A stored file cannot be read (truncated, empty, or not written by this library)."""
 
 
 def load_torch(path: str | Path, expected_config: Mapping[str, Any] | None = None) -> Any:
@@ -103,7 +146,15 @@ def load_torch(path: str | Path, expected_config: Mapping[str, Any] | None = Non
     When ``expected_config`` is given, the file must be a dict whose ``"config"`` equals
     it; otherwise a :class:`ConfigMismatchError` names the differing fields.
     """
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise CorruptFileError(
+            f"{path} cannot be read ({type(err).__name__}: {_first_line(err)}); "
+            "it is damaged or was not written by backfill_lib: delete it and rerun"
+        ) from err
     if expected_config is not None:
         stored = obj.get("config") if isinstance(obj, dict) else None
         expected = json.loads(json.dumps(expected_config, default=str))
@@ -118,3 +169,25 @@ def load_torch(path: str | Path, expected_config: Mapping[str, Any] | None = Non
                 "configuration it was trained with."
             )
     return obj
+
+
+def load_derived(path: str | Path, expected_config: Mapping[str, Any] | None = None) -> Any:
+    """:func:`load_torch` for a file that can be computed again (decoded images, embeddings,
+    curves, a partial checkpoint): ``None`` when it is missing or damaged. A damaged file is
+    renamed to ``<name>.corrupt`` (kept for inspection) with a warning, so the caller
+    recomputes it instead of failing."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return load_torch(path, expected_config)
+    except CorruptFileError as err:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        cause = err.__cause__ or err
+        warnings.warn(
+            f"{path} was damaged ({type(cause).__name__}: {_first_line(cause)}): moved to "
+            f"{aside}, computing it again",
+            stacklevel=2,
+        )
+        return None

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm, trange
 from .data import augment
 from .losses import MetricCompatibleLoss, regression_loss
 from .models import EmbeddingModel, NewEmbeddingHead, ReverseTransformation
-from .storage import config_key, load_torch, save_torch
+from .storage import config_key, load_derived, load_torch, save_torch
 
 
 class TrainingDivergedError(RuntimeError):
@@ -181,8 +181,8 @@ def fit(
     partial = checkpoint.with_name(checkpoint.stem + ".partial.pt") if checkpoint else None
     history: list[float] = []
     start = 0
-    if partial is not None and partial.exists():
-        state = load_torch(partial, checkpoint_config)
+    state = load_derived(partial, checkpoint_config) if partial is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])

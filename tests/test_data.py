@@ -1,3 +1,4 @@
+import os
 import pickle
 import shutil
 import tarfile
@@ -49,6 +50,23 @@ def test_image_folder_is_decoded_resized_and_cached(tmp_path):
     assert torch.equal(again.train_images, ds.train_images)
 
 
+def test_an_image_edited_in_place_at_the_same_size_is_decoded_again(tmp_path):
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (tmp_path / "tree" / split / name).mkdir(parents=True)
+            Image.new("RGB", (4, 4), "red").save(tmp_path / "tree" / split / name / "a.ppm")
+    target = tmp_path / "tree" / "train" / "cat" / "a.ppm"
+    cache, dataset = tmp_path / "cache", f"imagefolder:{tmp_path / 'tree'}"
+    before = load_dataset(dataset, cache_dir=cache, image_size=4)
+    size = target.stat().st_size
+    Image.new("RGB", (4, 4), "blue").save(target)  # raw PPM: same byte count, other pixels
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    assert target.stat().st_size == size
+    after = load_dataset(dataset, cache_dir=cache, image_size=4)
+    assert before.train_images[0, :, 0, 0].tolist() == [255, 0, 0]
+    assert after.train_images[0, :, 0, 0].tolist() == [0, 0, 255]
+
+
 def test_image_folder_without_splits_is_a_clear_error(tmp_path):
     (tmp_path / "flat" / "cat").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="train/<class>"):
@@ -79,6 +97,39 @@ def test_cifar100_pickle_layout_with_the_real_meta(tmp_path, shared_datasets):
     with open(folder / "train", "rb") as fh:
         raw = pickle.load(fh)["data"][0]
     assert ds.train_images[0, 0, 0, :4].tolist() == raw[:4].tolist()
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_cifar_file_cannot_run_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, fname in enumerate(names):
+        protocol = 2 if i % 2 else 5
+        entry = {"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        with open(folder / fname, "wb") as fh:
+            pickle.dump(entry, fh, protocol=protocol)
+    marker = tmp_path / "code-ran"
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": _RunsAShellCommand(marker)}, fh, protocol=2)
+    with pytest.raises(
+        ValueError, match=r"batches.meta is not a CIFAR batch.*refused.*posix.system"
+    ):
+        load_dataset("cifar10", data_root=tmp_path)
+    assert not marker.exists()
+    # the same files with an honest meta load: numpy arrays in protocols 2 and 5 are admitted
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh, protocol=2)
+    ds = load_dataset("cifar10", data_root=tmp_path)
+    assert ds.train_images.shape == (20, 3, 32, 32) and ds.class_names[0] == "c0"
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])

@@ -171,6 +171,27 @@ def test_bad_input_through_the_cli(cache, tmp_path, capsys):
     assert "backfill train --model old" in capsys.readouterr().err
 
 
+def test_a_damaged_checkpoint_is_named_and_damaged_curves_are_computed_again(
+    demo, cache, tmp_path, capsys
+):
+    import shutil
+
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    config = default_config("digits")
+    for curve in (copy / "curves").glob("*.pt"):
+        curve.write_bytes(b"")
+    with pytest.warns(UserWarning, match="was damaged"):
+        rerun = Experiment(config, cache_dir=copy).results("random")
+    assert rerun["methods"] == demo["random"]["methods"]  # computed again, identical
+    moved_aside = list((copy / "curves").glob("*.pt.corrupt"))
+    assert moved_aside and all(p.with_suffix("").stat().st_size > 0 for p in moved_aside)
+    checkpoint = Experiment(config, cache_dir=copy).checkpoint_path("old")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    assert main(["train", "--model", "old", "--cache", str(copy)]) == 2
+    assert f"{checkpoint} cannot be read" in capsys.readouterr().err
+
+
 def test_compatible_method_needs_equal_dims(tmp_path):
     from dataclasses import replace
 

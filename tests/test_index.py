@@ -104,7 +104,75 @@ def test_bad_input_is_a_clear_error():
         index.search(QUERIES.numpy(), N + 1)
     with pytest.raises(ValueError, match="old_query"):
         BackfillIndex(OLD.numpy(), D_NEW).search(QUERIES.numpy(), 3)
+    with pytest.raises(ValueError, match="unit vectors"):
+        index.backfill([1], 2 * NEW.numpy()[:1])
+    with pytest.raises(ValueError, match="ids must be integers"):
+        index.backfill([1.5], NEW.numpy()[:1])
     assert index.fraction_backfilled == 0.0
+    for new_dim in (0, -3, 12.0):
+        with pytest.raises(ValueError, match="new_dim must be a positive integer"):
+            BackfillIndex(OLD.numpy(), new_dim)
+    with pytest.raises(ValueError, match="ids must be integers, got dtype float64"):
+        BackfillIndex(OLD.numpy(), D_NEW, ids=np.arange(N) + 0.5)
+    with pytest.raises(ValueError, match="unit vectors"):
+        BackfillIndex(3 * OLD.numpy(), D_NEW)
+
+
+def _rewrite(path, tmp_path, change):
+    """Save ``path``'s arrays again after ``change(meta, arrays)``: a crafted index file."""
+    import json
+
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    change(meta, arrays)
+    out = tmp_path / "crafted.npz"
+    np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    return out
+
+
+def test_an_old_new_corrupt_or_inconsistent_file_is_refused_by_name(tmp_path):
+    from backfill_lib.index import INDEX_FORMAT, _checksum
+
+    index = make_index()
+    index.backfill(np.arange(100), NEW.numpy()[:100])
+    path = index.save(tmp_path / "gallery.npz")
+
+    def drop_arrays(meta, arrays):
+        arrays["ids"] = arrays["ids"][:-1]
+        meta["sha256"] = _checksum(arrays)
+
+    def duplicate_an_id(meta, arrays):
+        arrays["ids"] = arrays["ids"].copy()
+        arrays["ids"][1] = arrays["ids"][0]
+        meta["sha256"] = _checksum(arrays)
+
+    def forget_a_backfill(meta, arrays):
+        arrays["backfilled"] = arrays["backfilled"].copy()
+        arrays["backfilled"][0] = False
+        meta["sha256"] = _checksum(arrays)
+
+    def flip_a_byte(meta, arrays):
+        arrays["new"] = arrays["new"].copy()
+        arrays["new"][-1] ^= 1
+
+    cases = [
+        (lambda meta, arrays: meta.pop("format"), "an older backfill_lib"),
+        (lambda meta, arrays: meta.update(format=INDEX_FORMAT + 1), "newer backfill_lib"),
+        (flip_a_byte, "corrupt"),
+        (drop_arrays, "mask has another length"),
+        (duplicate_an_id, "ids are not unique"),
+        (forget_a_backfill, "the old part holds 300, not 301; the new part holds 100, not 99"),
+    ]
+    for change, message in cases:
+        crafted = _rewrite(path, tmp_path, change)
+        with pytest.raises(ValueError, match=rf"crafted.npz .*{message}"):
+            BackfillIndex.load(crafted)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.npz is not a readable BackfillIndex"):
+        BackfillIndex.load(truncated)
+    assert BackfillIndex.load(path).fraction_backfilled == 0.25
 
 
 def test_ties_are_broken_by_id_like_the_evaluator():

@@ -42,6 +42,21 @@ def brute_force_map(queries, gallery, labels):
     return np.mean(aps), np.mean(top1)
 
 
+def test_the_evaluator_refuses_orders_steps_and_galleries_it_cannot_evaluate():
+    e, labels = unit(6, 4, 1), torch.tensor([0, 0, 1, 1, 2, 2])
+    parts = distance_rank_merge(e, e, e, e)
+    bad = [
+        ((parts, labels, np.array([0, 1, 2, 3, 4, 4])), "permutation of 0..5"),
+        ((parts, labels, np.arange(5)), "permutation of 0..5"),
+        ((parts, labels, np.arange(6), 0), "steps 0: give an integer from 1"),
+        ((parts, labels, np.arange(6), -3), "steps -3"),
+        ((single_space(e[:1], e[:1], e[:1]), labels[:1], np.arange(1)), "no other item"),
+    ]
+    for args, message in bad:
+        with pytest.raises(ValueError, match=message):
+            evaluate_curve(*args)
+
+
 def test_map_and_top1_match_brute_force_and_sklearn():
     q, g = unit(200, 12, 1), unit(200, 12, 2)
     labels = torch.randint(0, 6, (200,), generator=torch.Generator().manual_seed(0))

@@ -7,7 +7,14 @@ import torch
 from backfill_lib.data import load_dataset
 from backfill_lib.experiments import default_config
 from backfill_lib.models import ARCHITECTURES, AirbenchNet, EmbeddingModel, make_backbone
-from backfill_lib.storage import ConfigMismatchError, atomic_write, load_torch, save_torch
+from backfill_lib.storage import (
+    ConfigMismatchError,
+    CorruptFileError,
+    atomic_write,
+    load_derived,
+    load_torch,
+    save_torch,
+)
 from backfill_lib.training import (
     ClassifierObjective,
     TrainConfig,
@@ -80,6 +87,39 @@ def test_atomic_writes_keep_the_old_file_on_failure_and_get_the_usual_mode(tmp_p
         atomic_write(path, fail)
     assert path.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["figure.txt"]
+
+
+def test_a_killed_writer_leaves_a_temporary_file_that_the_next_write_removes(tmp_path):
+    import subprocess
+    import sys
+
+    path = save_torch({"x": 1}, tmp_path / "emb.pt")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    for _ in range(3):  # a writer killed mid-save, three times
+        (tmp_path / f".emb.pt.{dead_pid}.x{_}.tmp").write_bytes(b"half a tensor")
+    alive = tmp_path / f".emb.pt.{os.getppid()}.y.tmp"  # a live writer's file is left alone
+    alive.write_bytes(b"in progress")
+    save_torch({"x": 2}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "emb.pt"]
+    assert load_torch(path) == {"x": 2}
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated", b"not a tensor file at all"])
+def test_a_damaged_file_is_named_and_a_derived_one_is_computed_again(tmp_path, damage):
+    path = save_torch({"x": torch.ones(1000)}, tmp_path / "curve.pt")
+    path.write_bytes(damage or path.read_bytes()[:0])
+    with pytest.raises(CorruptFileError, match=r"curve.pt cannot be read .*delete it and rerun"):
+        load_torch(path)
+    with pytest.warns(UserWarning, match=r"curve.pt was damaged .*moved to .*curve.pt.corrupt"):
+        assert load_derived(path) is None
+    assert not path.exists() and (tmp_path / "curve.pt.corrupt").read_bytes() == damage
+    assert load_derived(path) is None  # missing: nothing to warn about
 
 
 def test_checkpoints_are_cached_by_config(digits, tmp_path, monkeypatch):

@@ -1,0 +1,92 @@
+"""Every user error in the CLI ends in exit code 2 and one error line, before any work."""
+
+import os
+
+import pytest
+from PIL import Image
+
+from backfill_lib.cli import main
+
+# (arguments, a fragment of the error line). {tmp} is the test's folder, {file} a plain
+# file in it, {broken} an image folder with a corrupt image, {cifar} an empty folder.
+BAD_INPUTS = [
+    (["demo", "--steps", "0"], "below the minimum 1"),
+    (["demo", "--steps", "-3"], "below the minimum 1"),
+    (["demo", "--steps", "ten"], "'ten' is not an integer"),
+    (["demo", "--epochs", "0"], "below the minimum 1"),
+    (["train", "--model", "new", "--epochs", "0"], "below the minimum 1"),
+    (["reproduce", "--epochs", "0"], "below the minimum 1"),
+    (["reproduce", "--seeds", "-1"], "below the minimum 0"),
+    (["reproduce", "--seeds", "0", "0"], "distinct non-negative seeds"),
+    (["reproduce", "--settings", "sideways"], "invalid choice: 'sideways'"),
+    (["demo", "--methods", "magic"], "unknown method 'magic'"),
+    (["demo", "--orders", "sideways"], "unknown backfill order 'sideways'"),
+    (["demo", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["demo", "--dataset", "cifar10"], "--data-root"),
+    (["demo", "--dataset", "cifar10", "--data-root", "{cifar}"], "pass --download"),
+    (["demo", "--dataset", "imagefolder:{tmp}/nowhere"], "nowhere"),
+    (["demo", "--dataset", "tinyimagenet:{tmp}/nowhere"], "nowhere"),
+    (["demo", "--dataset", "imagefolder:{broken}"], "bad.png: cannot decode this image"),
+    (["demo", "--profile", "tpu"], "invalid choice: 'tpu'"),
+    (["demo", "--setting", "sideways"], "invalid choice: 'sideways'"),
+    (["demo", "--out", "{file}"], "is a file, not a folder"),
+    (["demo", "--out", "{file}/below"], "is a file, not a folder"),
+    (["demo", "--cache", "{file}"], "is a file, not a folder"),
+    (["reproduce", "--out", "{file}"], "is a file, not a folder"),
+    (["train", "--model", "magic"], "invalid choice: 'magic'"),
+    (["train", "--model", "bct"], "backfill train --model old"),
+    (["explain"], "invalid choice: 'explain'"),
+]
+
+
+@pytest.fixture
+def folders(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "cifar").mkdir()
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            folder = tmp_path / "broken" / split / name
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8), "red").save(folder / "good.png")
+    (tmp_path / "broken" / "train" / "dog" / "bad.png").write_bytes(b"\x89PNG not really")
+    return {
+        "tmp": tmp_path,
+        "file": tmp_path / "a-file",
+        "broken": tmp_path / "broken",
+        "cifar": tmp_path / "cifar",
+    }
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_a_user_error_is_one_line_exit_2_and_writes_nothing(
+    args, message, folders, capsys, monkeypatch
+):
+    monkeypatch.delenv("BACKFILL_DATA_ROOT", raising=False)
+    args = [a.format(**folders) for a in args]
+    out, cache = folders["tmp"] / "out", folders["tmp"] / "cache"
+    if "--out" not in args and args[0] != "train":
+        args += ["--out", str(out)]
+    if "--cache" not in args and args[0] != "explain":
+        args += ["--cache", str(cache)]
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and message in error_lines[0], err
+    assert not out.exists()
+    written = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    assert all("data" in p.parts for p in written), written  # decoded images at most
+
+
+def test_a_read_only_out_folder_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: path != locked and real_access(path, mode))
+    code = main(["demo", "--out", str(locked / "demo"), "--cache", str(tmp_path / "cache")])
+    assert code == 2 and "locked is not writable" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
