@@ -28,7 +28,7 @@ from tqdm.auto import tqdm, trange
 from .data import augment
 from .losses import MetricCompatibleLoss, regression_loss
 from .models import EmbeddingModel, NewEmbeddingHead, ReverseTransformation
-from .storage import config_key, load_derived, load_torch, save_torch
+from .storage import config_key, exclusive, load_derived, load_torch, save_torch
 
 
 class TrainingDivergedError(RuntimeError):
@@ -262,26 +262,27 @@ def train_or_load(
     objective. Returns ``(model in eval mode on CPU, objective, loss history)``.
     """
     path = checkpoint_path(cache_dir, name, cache_config)
-    torch.manual_seed(config.seed)
-    model, objective = build()
-    if path.exists():
-        state = load_torch(path, cache_config)
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-        return model.eval(), objective, state["history"]
-    history = fit(model, objective, images, labels, config, path, cache_config, desc=name)
-    model.cpu()
-    objective.cpu()
-    save_torch(
-        {
-            "config": cache_config,
-            "history": history,
-            "model": model.state_dict(),
-            "objective": objective.state_dict(),
-        },
-        path,
-    )
-    path.with_name(path.stem + ".partial.pt").unlink(missing_ok=True)
+    with exclusive(path):  # another process training the same model: wait, then load it
+        torch.manual_seed(config.seed)
+        model, objective = build()
+        if path.exists():
+            state = load_torch(path, cache_config)
+            model.load_state_dict(state["model"])
+            objective.load_state_dict(state["objective"])
+            return model.eval(), objective, state["history"]
+        history = fit(model, objective, images, labels, config, path, cache_config, desc=name)
+        model.cpu()
+        objective.cpu()
+        save_torch(
+            {
+                "config": cache_config,
+                "history": history,
+                "model": model.state_dict(),
+                "objective": objective.state_dict(),
+            },
+            path,
+        )
+        path.with_name(path.stem + ".partial.pt").unlink(missing_ok=True)
     return model, objective, history
 
 

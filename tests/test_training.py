@@ -122,6 +122,60 @@ def test_a_damaged_file_is_named_and_a_derived_one_is_computed_again(tmp_path, d
     assert load_derived(path) is None  # missing: nothing to warn about
 
 
+CONCURRENT_TRAINER = """
+import os, pathlib, sys, time
+from dataclasses import replace
+import torch
+from backfill_lib import training
+from backfill_lib.data import load_dataset
+from tests.test_training import CONFIG, build
+
+cache, log, ready = (pathlib.Path(a) for a in sys.argv[1:])
+real_fit = training.fit
+
+def counting_fit(*args, **kwargs):
+    with open(log, "a") as fh:
+        fh.write("trained\\n")
+    time.sleep(2)  # long enough for the other process to look for the checkpoint
+    return real_fit(*args, **kwargs)
+
+training.fit = counting_fit
+torch.set_num_threads(1)
+ds = load_dataset("digits")
+(ready / str(os.getpid())).touch()
+while len(list(ready.iterdir())) < 2:  # start both at once
+    time.sleep(0.05)
+model, _, _ = training.train_or_load(
+    "old", {"k": "concurrent"}, build(ds), ds.train_images[:512], ds.train_labels[:512],
+    replace(CONFIG, epochs=2), cache,
+)
+print(sum(float(t.double().sum()) for t in model.state_dict().values()))
+"""
+
+
+def test_two_processes_on_one_cache_train_a_model_once(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "ready").mkdir()
+    args = [str(tmp_path / "cache"), str(tmp_path / "log"), str(tmp_path / "ready")]
+    root = Path(__file__).resolve().parents[1]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_TRAINER, *args],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert (tmp_path / "log").read_text().splitlines() == ["trained"]
+    assert outputs[0] == outputs[1]  # the second process loaded the first one's model
+
+
 def test_checkpoints_are_cached_by_config(digits, tmp_path, monkeypatch):
     args = (build(digits), digits.train_images, digits.train_labels)
     cfg = replace(CONFIG, epochs=1)
