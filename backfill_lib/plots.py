@@ -14,22 +14,42 @@ import numpy as np
 
 from .storage import atomic_write
 
+# Okabe and Ito's colour-blind-safe palette. Online methods are solid lines, compatible
+# training (the BCT family) dash-dotted with hollow markers, references dashed.
 STYLE = {
-    "old/old": {"color": "#7f7f7f", "ls": "--", "label": "old/old (no backfill)"},
+    "old/old": {"color": "#8c8c8c", "ls": "--", "label": "old/old (no backfill)"},
     "new/new": {"color": "#000000", "ls": "--", "label": "new/new (full backfill)"},
-    "new/old": {"color": "#d62728", "ls": "-", "marker": "x", "label": "new/old (incompatible)"},
-    "drm": {"color": "#1f77b4", "ls": "-", "marker": "o", "label": "DRM (2 passes)"},
-    "bct": {"color": "#bcbd22", "ls": "-.", "marker": "s", "label": "BCT"},
-    "advbct": {"color": "#8c564b", "ls": "-.", "marker": "D", "label": "AdvBCT"},
-    "ract": {"color": "#e377c2", "ls": "-.", "marker": "v", "label": "RACT (Hot-Refresh)"},
-    "l2": {"color": "#17becf", "ls": "-.", "marker": "^", "label": "L2"},
-    "rt": {"color": "#ff7f0e", "ls": "-", "marker": "P", "label": "RT"},
-    "rt+mc": {"color": "#2ca02c", "ls": "-", "marker": "*", "label": "RT+MC (Seo et al.)"},
+    "new/old": {"color": "#D55E00", "ls": ":", "marker": "x", "label": "new/old (incompatible)"},
+    "drm": {"color": "#0072B2", "ls": "-", "marker": "o", "label": "DRM (2 passes)"},
+    "bct": {"color": "#CC79A7", "ls": "-.", "marker": "s", "mfc": "white", "label": "BCT"},
+    "advbct": {"color": "#882255", "ls": "-.", "marker": "D", "mfc": "white", "label": "AdvBCT"},
+    "ract": {
+        "color": "#56B4E9",
+        "ls": "-.",
+        "marker": "v",
+        "mfc": "white",
+        "label": "RACT (Hot-Refresh)",
+    },
+    "l2": {"color": "#999933", "ls": "-.", "marker": "^", "mfc": "white", "label": "L2"},
+    "rt": {"color": "#E69F00", "ls": "-", "marker": "P", "label": "RT"},
+    "rt+mc": {
+        "color": "#009E73",
+        "ls": "-",
+        "marker": "*",
+        "lw": 2.6,
+        "label": "RT+MC (Seo et al.)",
+    },
 }
+METRIC_NAMES = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}
 
 
 def _style(method: str) -> dict:
     return STYLE.get(method, {"color": None, "ls": "-", "label": method})
+
+
+def dataset_label(name: str) -> str:
+    """A dataset's name without its loader: ``imagefolder:cifar10`` -> ``cifar10``."""
+    return name.split(":", 1)[-1]
 
 
 def setting_label(results: dict) -> str:
@@ -60,8 +80,9 @@ def plot_curves(
 ) -> plt.Figure:
     """Metric against backfill fraction for every method, one panel per metric.
 
-    old/old and new/new are drawn as horizontal reference lines; the legend gives each
-    method's AUC. ``marker_at`` draws a vertical line at that fraction (the explorer).
+    old/old and new/new are drawn as horizontal reference lines; the legend (shared by the
+    panels) gives each method's AUC under every drawn metric, named. y axes span 0-100%.
+    ``marker_at`` draws a vertical line at that fraction (the explorer).
     """
     methods = methods or list(results["methods"])
     if axes is None:
@@ -73,8 +94,10 @@ def plot_curves(
         for m in methods:
             values = 100 * np.asarray(results["methods"][m][metric])
             st = _style(m)
-            auc_value = results["methods"][m].get(f"auc_{metric}", float(np.mean(values) / 100))
-            label = f"{st['label']}  (AUC {100 * auc_value:.1f})"
+            aucs = ", ".join(
+                f"AUC-{name} {100 * _auc(results['methods'][m], name):.1f}" for name in metrics
+            )
+            label = f"{st['label']}: {aucs}"
             if m in ("old/old", "new/new"):
                 ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
             else:
@@ -84,23 +107,34 @@ def plot_curves(
                     color=st["color"],
                     ls=st["ls"],
                     marker=st.get("marker"),
-                    ms=4,
-                    lw=1.8,
+                    mfc=st.get("mfc", st["color"]),
+                    ms=5 if m == "rt+mc" else 4,
+                    lw=st.get("lw", 1.8),
                     label=label,
                 )
         if marker_at is not None:
             ax.axvline(100 * marker_at, color="#444", lw=1, ls=":")
-        name = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}.get(metric, metric)
-        ax.set(xlabel="backfilled share of the gallery t (%)", ylabel=f"{name} (%)", xlim=(0, 100))
+        name = METRIC_NAMES.get(metric, metric)
+        ax.set(
+            xlabel="backfilled share of the gallery t (%)",
+            ylabel=f"{name} (%)",
+            xlim=(0, 100),
+            ylim=(0, 100),
+        )
         ax.set_title(f"{name} during backfilling")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle(
-        f"Online backfilling on {results['dataset']} ({setting_label(results)}, "
+        f"Online backfilling on {dataset_label(results['dataset'])} ({setting_label(results)}, "
         f"{results['order']} order, {results.get('gallery_size', '?')} gallery items)"
     )
     fig.tight_layout()
     return fig
+
+
+def _auc(method: dict, metric: str) -> float:
+    """A method's stored AUC under ``metric`` (the mean over the fractions when not stored)."""
+    return method.get(f"auc_{metric}", float(np.mean(method[metric])))
 
 
 def plot_gain_bars(results: dict, methods: list[str] | None = None) -> plt.Figure:
@@ -207,7 +241,7 @@ def plot_class_map(
         ax.set_xlabel("query class")
     ax.set(ylabel="mAP (%)", ylim=(0, 100))
     ax.set_title("Cross-model mAP per class (query model vs the old gallery)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
