@@ -37,6 +37,7 @@ STYLE = {
         "ls": "-",
         "marker": "*",
         "lw": 2.6,
+        "ms": 5,
         "label": "RT+MC (Seo et al.)",
     },
 }
@@ -108,7 +109,7 @@ def plot_curves(
                     ls=st["ls"],
                     marker=st.get("marker"),
                     mfc=st.get("mfc", st["color"]),
-                    ms=5 if m == "rt+mc" else 4,
+                    ms=st.get("ms", 4),
                     lw=st.get("lw", 1.8),
                     label=label,
                 )

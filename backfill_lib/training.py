@@ -147,6 +147,11 @@ def make_scheduler(
     )
 
 
+def partial_checkpoint_path(checkpoint: Path) -> Path:
+    """Where :func:`fit` keeps its per-epoch checkpoint while ``checkpoint`` is trained."""
+    return checkpoint.with_name(checkpoint.stem + ".partial.pt")
+
+
 def fit(
     model: EmbeddingModel,
     objective: nn.Module,
@@ -178,7 +183,7 @@ def fit(
     steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm needs > 1 sample
     total = config.epochs * steps_per_epoch
     scheduler = make_scheduler(optimizer, config, total)
-    partial = checkpoint.with_name(checkpoint.stem + ".partial.pt") if checkpoint else None
+    partial = partial_checkpoint_path(checkpoint) if checkpoint else None
     history: list[float] = []
     start = 0
     state = load_derived(partial, checkpoint_config) if partial is not None else None
@@ -282,7 +287,7 @@ def train_or_load(
             },
             path,
         )
-        path.with_name(path.stem + ".partial.pt").unlink(missing_ok=True)
+        partial_checkpoint_path(path).unlink(missing_ok=True)
     return model, objective, history
 
 
