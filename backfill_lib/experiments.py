@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import backfill as bf
 from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
-from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss
+from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss, class_radius
 from .metrics import (
     CURVE_FORMAT,
     Curve,
@@ -56,7 +56,13 @@ METHODS = (*REFERENCE_METHODS, "new/old", "drm", *COMPATIBLE_METHODS, "rt", "rt+
 PROFILES = ("cpu", "gpu")
 COMPATIBLE_LOSS_DEFAULTS = {
     "bct": {"weight": 1.0, "unseen": "synthesise"},
-    "advbct": {"weight": 1.0, "lambda_adv": 0.1, "lambda_eb": 1.0},
+    "advbct": {
+        "weight": 1.0,
+        "lambda_adv": 0.1,
+        "lambda_eb": 1.0,
+        "outlier_fence": 1.5,
+        "unseen": "synthesise",
+    },
     "ract": {"weight": 1.0, "tau": 0.05},
     "l2": {"weight": 1.0},
 }
@@ -67,8 +73,9 @@ class ExperimentConfig:
     """Everything that determines an experiment's numbers.
 
     ``compatible_losses``: per compatible method, ``weight`` (lambda of its extra loss) and
-    the loss's own options (BCT ``unseen``; AdvBCT ``lambda_adv``, ``lambda_eb``; RACT
-    ``tau``), chosen on the validation split (see docs/choices.md).
+    the loss's own options (BCT ``unseen``; AdvBCT ``lambda_adv``, ``lambda_eb``,
+    ``outlier_fence`` of its class radii, ``unseen``; RACT ``tau``), chosen on the validation split
+    (see docs/choices.md).
     ``split_seed`` seeds the data splits (extended-data's random half, the validation
     holdout); model seeds live in ``old`` / ``new``.
     ``validation=True`` trains on 80% of the training images and uses the other 20% as
@@ -96,7 +103,8 @@ def default_config(dataset: str = "digits", profile: str = "cpu", **overrides) -
 
     - digits: SmallCNN, 32-d, 30 epochs, cosine classifier scale 2 (seconds on a CPU).
     - 32x32 datasets, ``cpu``: airbench for both models, 64-d, one-cycle SGD with label
-      smoothing, bf16 in channels-last (about 1,100 images/s on 2 cores with AMX).
+      smoothing, bf16 in channels-last (about 1,100 images/s on 2 cores with AMX); the
+      metric-compatible loss at tau 0.2, weight 16 (chosen on CIFAR-10's validation split).
     - ``gpu``: ResNet-18 for both models, 128-d, 100 epochs, batch 256.
 
     The new models use seed 1 and the old seed 0: an independently trained new model must
@@ -105,11 +113,13 @@ def default_config(dataset: str = "digits", profile: str = "cpu", **overrides) -
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    rt_mc = ExperimentConfig.rt_mc
     if dataset == "digits":
         train = TrainConfig(
             arch="cnn-small", embed_dim=32, epochs=30, batch_size=64, lr=0.05, classifier_scale=2.0
         )
     elif profile == "cpu":
+        rt_mc = replace(rt_mc, tau=0.2, mc_weight=16.0)
         train = TrainConfig(
             arch="airbench",
             embed_dim=64,
@@ -124,7 +134,8 @@ def default_config(dataset: str = "digits", profile: str = "cpu", **overrides) -
     else:
         train = TrainConfig(arch="resnet18", embed_dim=128, epochs=100, batch_size=256, lr=0.2)
     return replace(
-        ExperimentConfig(dataset=dataset, old=train, new=replace(train, seed=1)), **overrides
+        ExperimentConfig(dataset=dataset, old=train, new=replace(train, seed=1), rt_mc=rt_mc),
+        **overrides,
     )
 
 
@@ -383,10 +394,17 @@ class Experiment:
             return BCTLoss(
                 old.classifier.weight.detach(), old.classifier.scale, synthesised=centres, **options
             )
+        fence, unseen = options.pop("outlier_fence"), options.pop("unseen")
+        if unseen not in ("skip", "synthesise"):
+            raise ValueError(f"AdvBCT's unseen must be 'skip' or 'synthesise', got {unseen!r}")
+        bounded = centres if unseen == "synthesise" else centres[: self.split.old_classes]
         radii = torch.stack(
-            [(old_emb[labels == c] - centres[c]).norm(dim=1).max() for c in range(classes)]
+            [
+                class_radius((old_emb[labels == c] - bounded[c]).norm(dim=1), fence)
+                for c in range(len(bounded))
+            ]
         )
-        return AdvBCTLoss(centres, radii, **options)
+        return AdvBCTLoss(bounded, radii, **options)
 
     def classifier_alignment(self, name: str = "old") -> dict[int, float]:
         """``{class: cosine}`` between each classifier row of model ``name`` and the mean of

@@ -4,11 +4,11 @@ Trains on 80% of the training images, evaluates on the other 20% (``validation=T
 and prints, for each candidate, the validation AUC-mAP of the online-backfilling curve
 (random order) and, for the compatible methods, the cross-model and own mAP. The chosen
 values are the defaults in ``backfill_lib/experiments.py`` and ``backfill_lib/training.py``;
-the README records them. Each grid runs over ``--seeds`` (seed s: old model 2s, new 2s+1,
+docs/choices.md records them. Each grid runs over ``--seeds`` (seed s: old model 2s, new 2s+1,
 as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
-                         [--weights W ...] [--adv-weights A ...] [--taus T ...]
+                         [--weights W ...] [--adv-weights A ...] [--fences F ...] [--taus T ...]
                          [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -46,6 +46,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--adv-weights", type=float, nargs="*", default=[], help="AdvBCT lambda_adv to try"
+    )
+    parser.add_argument(
+        "--fences",
+        type=lambda text: None if text == "none" else float(text),
+        nargs="*",
+        default=[],
+        help="AdvBCT class-radius outlier fences to try ('none': the plain max), each with "
+        "unseen classes skipped and synthesised",
     )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
@@ -102,6 +110,14 @@ def main() -> None:
         losses["advbct"] = {**losses["advbct"], "lambda_adv": adv_weight}
         cfg = replace(base, methods=("advbct",), compatible_losses=losses)
         run(f"advbct lambda_adv {adv_weight:5.2f}", cfg, "advbct")
+    if args.fences:
+        print(f"advbct boundary (unseen, fence): {header}")
+    for fence in args.fences:
+        for unseen in ("skip", "synthesise"):
+            losses = dict(base.compatible_losses)
+            losses["advbct"] = {**losses["advbct"], "outlier_fence": fence, "unseen": unseen}
+            cfg = replace(base, methods=("advbct",), compatible_losses=losses)
+            run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
     if args.taus and args.mc_weights:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():

@@ -11,6 +11,8 @@ from backfill_lib.cli import main
 from backfill_lib.experiments import Experiment, default_config
 from backfill_lib.metrics import evaluate_curve
 
+pytestmark = pytest.mark.slow  # trains the demo's models once per session
+
 SCHEMA_KEYS = {
     "mAP",
     "top1",
@@ -99,7 +101,7 @@ def test_compatible_models_are_reported_beside_the_independent_one(demo):
     assert comp["models"] == ["old", "new", "bct", "advbct", "ract", "l2"]
     old_old = comp["matrix"]["old"]["old"]
     # BCT's criterion on the embedded default: BCT and AdvBCT meet it, the independent new
-    # model does not (a training outcome with fixed seeds; README, "Compatible training")
+    # model does not (a training outcome with fixed seeds; docs/results.md, "Compatible training")
     assert not comp["methods"]["new"]["compatible"]
     assert comp["methods"]["bct"]["compatible"] and comp["methods"]["advbct"]["compatible"]
     for method in ("bct", "advbct", "ract", "l2"):
@@ -199,6 +201,17 @@ def test_compatible_method_needs_equal_dims(tmp_path):
     cfg = replace(cfg, old=replace(cfg.old, embed_dim=16, epochs=1), new=replace(cfg.new, epochs=1))
     with pytest.raises(ValueError, match="equal embedding dims"):
         Experiment(cfg, cache_dir=tmp_path).model("bct")
+
+
+def test_an_unknown_advbct_unseen_option_is_named(tmp_path):
+    from dataclasses import replace
+
+    losses = dict(experiments.COMPATIBLE_LOSS_DEFAULTS)
+    losses["advbct"] = {**losses["advbct"], "unseen": "ignore"}
+    cfg = default_config("digits", methods=("advbct",), compatible_losses=losses)
+    cfg = replace(cfg, old=replace(cfg.old, epochs=1), new=replace(cfg.new, epochs=1))
+    with pytest.raises(ValueError, match="unseen must be 'skip' or 'synthesise', got 'ignore'"):
+        Experiment(cfg, cache_dir=tmp_path).model("advbct")
 
 
 def test_validation_mode_holds_out_a_fifth_of_the_training_images(tmp_path, capsys):

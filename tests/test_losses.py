@@ -9,6 +9,7 @@ from backfill_lib.losses import (
     L2Loss,
     MetricCompatibleLoss,
     RACTLoss,
+    class_radius,
     gradient_reversal,
     regression_loss,
     reversal_scale,
@@ -74,6 +75,22 @@ def test_elastic_boundary_averages_over_the_embeddings_outside():
     alone = loss(torch.tensor([outside]), labels[:1])
     assert loss(torch.tensor([inside, outside]), labels).item() == pytest.approx(alone.item())
     assert loss(torch.tensor([inside, inside]), labels).item() == 0.0
+
+
+def test_elastic_boundary_ignores_classes_the_old_model_never_saw():
+    loss = ElasticBoundaryLoss(torch.tensor([[1.0, 0.0]]), torch.tensor([0.2]), r0=0.2)
+    outside = torch.tensor([[0.0, 1.0]])
+    assert loss(outside, torch.tensor([1])).item() == 0.0
+    both = loss(torch.cat([outside, outside]), torch.tensor([0, 1]))
+    assert both.item() == pytest.approx(loss(outside, torch.tensor([0])).item())
+
+
+def test_class_radius_ignores_outliers_beyond_the_tukey_fence():
+    typical = torch.linspace(0.2, 0.4, 99)  # q1 0.25, q3 0.35: fence 0.35 + 1.5 * 0.1 = 0.5
+    distances = torch.cat([typical, torch.tensor([1.6])])  # one mislabelled image
+    assert class_radius(distances, None).item() == pytest.approx(1.6)
+    assert class_radius(distances).item() == pytest.approx(0.4)
+    assert class_radius(torch.cat([typical, torch.tensor([0.45])])).item() == pytest.approx(0.45)
 
 
 def test_advbct_adversarial_weight_falls_to_zero_over_training():

@@ -1,0 +1,51 @@
+"""Why AdvBCT's class radius ignores outliers: the boundary each radius rule draws.
+
+For every class the old model was trained on, prints the old model's class radius two ways
+(the plain maximum distance of its old training embeddings to their centre, METHOD.md's
+literal reading; and the largest distance inside Tukey's 1.5 IQR fence, the AdvBCT
+authors' rule) and the share of the independent new model's embeddings of the same images
+that fall outside each boundary. The elastic-boundary loss only pushes embeddings that are
+outside, so a share near 0 means the loss does not constrain a new model at all. Reads
+the models of the reported setting (seed 0) from the cache, on training images only.
+
+    python bench/advbct_radii.py --dataset imagefolder:../shared/datasets/cifar10 [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from backfill_lib.experiments import Experiment, class_means
+from backfill_lib.losses import class_radius
+from backfill_lib.reproduce import setting_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-root")
+    parser.add_argument("--cache")
+    args = parser.parse_args()
+    experiment = Experiment(
+        setting_config(args.dataset, "cpu", "extended-class", 0), args.data_root, args.cache
+    )
+    labels = experiment.train_data[1]
+    old = experiment.embeddings("old", "train")
+    new = experiment.embeddings("new", "train")
+    centres = class_means(old, labels, experiment.split.old_classes)
+    print("class  images  |centre|  radius: max  fenced   new outside: max  fenced")
+    for c, centre in enumerate(centres):
+        own = labels == c
+        plain = class_radius((old[own] - centre).norm(dim=1), None)
+        fenced = class_radius((old[own] - centre).norm(dim=1))
+        new_distance = (new[own] - centre).norm(dim=1)
+        outside_plain = (new_distance > plain).float().mean()
+        outside_fenced = (new_distance > fenced).float().mean()
+        print(
+            f"{c:5d}  {int(own.sum()):6d}  {centre.norm():8.2f}  {plain:11.2f}  {fenced:6.2f}"
+            f"   {outside_plain:16.1%}  {outside_fenced:6.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
