@@ -65,6 +65,7 @@ def test_the_heterogeneous_setting_is_labelled_with_its_architectures():
         assert setting_label(results) == label
 
 
+@pytest.mark.slow
 def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     out = tmp_path / "figs"
     args = [
@@ -101,6 +102,7 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     assert "Still to run" not in text
 
 
+@pytest.mark.slow
 def test_an_interrupted_reproduce_leaves_the_finished_settings_readable(
     tmp_path, cache, monkeypatch
 ):

@@ -1,4 +1,5 @@
-"""The README's method tables quote the committed results.json files, digit for digit."""
+"""docs/results.md quotes the committed results.json files digit for digit, every relative
+link in the project's Markdown resolves, and the README stays short."""
 
 import json
 import re
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PAGE = ROOT / "docs" / "results.md"
 # a column header -> (which order's file, how to read the number from one method's entry)
 COLUMNS = {
     "mAP@t=0": ("random", lambda m: 100 * m["mAP"][0]),
@@ -23,14 +25,14 @@ COLUMNS = {
 
 
 def method_tables() -> list[tuple[Path, list[str], list[list[str]]]]:
-    """``(results folder, header, rows)`` of every README table that starts with
-    ``| method |``, paired with the ``curves-random.png`` figure shown above it."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+    """``(results folder, header, rows)`` of every table of the results page that starts
+    with ``| method |``, paired with the ``curves-random.png`` figure shown above it."""
+    lines = RESULTS_PAGE.read_text().splitlines()
     tables, folder = [], None
     for i, line in enumerate(lines):
-        figure = re.search(r"\]\((figures/[^)]*)/curves-random\.png\)", line)
+        figure = re.search(r"\]\(([^)]*figures/[^)]*)/curves-random\.png\)", line)
         if figure:
-            folder = ROOT / figure.group(1)
+            folder = (RESULTS_PAGE.parent / figure.group(1)).resolve()
         if line.startswith("| method |"):
             rows = []
             for row in lines[i + 2 :]:
@@ -44,12 +46,14 @@ def method_tables() -> list[tuple[Path, list[str], list[list[str]]]]:
 TABLES = method_tables()
 
 
-def test_the_readme_has_the_method_tables():
+def test_the_results_page_has_the_method_tables():
     assert len(TABLES) >= 2 and all(folder is not None for folder, _, _ in TABLES)
 
 
-@pytest.mark.parametrize(("folder", "header", "rows"), TABLES, ids=[str(t[0]) for t in TABLES])
-def test_a_readme_table_quotes_its_results_json(folder, header, rows):
+@pytest.mark.parametrize(
+    ("folder", "header", "rows"), TABLES, ids=[str(t[0].relative_to(ROOT)) for t in TABLES]
+)
+def test_a_results_table_quotes_its_results_json(folder, header, rows):
     results = {
         "random": json.loads((folder / "results.json").read_text()),
         "uncertainty": json.loads((folder / "results-uncertainty.json").read_text()),
@@ -60,4 +64,61 @@ def test_a_readme_table_quotes_its_results_json(folder, header, rows):
             value = read(results[order]["methods"][row[0]])
             assert cell.replace("−", "-") == f"{value:.1f}".replace("-0.0", "0.0") or (
                 column == "passes" and cell == str(value)
-            ), f"{folder.name} {row[0]} {column}: README {cell}, results {value:.2f}"
+            ), f"{folder.name} {row[0]} {column}: docs/results.md {cell}, results {value:.2f}"
+
+
+MARKDOWN = [
+    ROOT / "README.md",
+    ROOT / "CONTRIBUTING.md",
+    ROOT / "bench" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "figures").rglob("*.md")),
+]
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=[str(p.relative_to(ROOT)) for p in MARKDOWN])
+def test_every_relative_link_resolves(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        path = target.split("#")[0]
+        if path and not re.match(r"[a-z]+:", path):
+            assert (page.parent / path).exists(), f"{page.relative_to(ROOT)} links to {target}"
+
+
+def test_the_readme_fits_on_a_few_screens():
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 8 * 1024, f"README.md is {size} bytes; results and details go to docs/"
+
+
+# README, "What the experiments show": which method delivers the largest share of the gain
+LEADERS = {
+    "cifar10": {"results.json": "rt+mc", "results-uncertainty.json": "rt+mc"},
+    "tinyimagenet-dev100": {"results.json": "bct", "results-uncertainty.json": "rt+mc"},
+}
+
+
+@pytest.mark.parametrize("dataset", LEADERS)
+def test_the_readme_summary_holds_on_real_images(dataset):
+    """README, "What the experiments show", against the committed CIFAR-10 and
+    Tiny-ImageNet results."""
+    folder = ROOT / "figures" / dataset / "extended-class"
+    compat = json.loads((folder / "compatibility.json").read_text())["methods"]
+    for name, leader in LEADERS[dataset].items():
+        methods = json.loads((folder / name).read_text())["methods"]
+        new_new = methods["new/new"]["final_mAP"]
+        for online in ("drm", "rt", "rt+mc"):
+            assert methods[online]["final_mAP"] == new_new
+        gains = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
+        assert max(gains, key=gains.get) == leader, f"{name}: {gains}"
+        for method in ("ract", "l2"):
+            assert methods[method]["final_mAP"] < new_new
+    assert compat["ract"]["compatible"] and compat["l2"]["compatible"]
+    assert not compat["advbct"]["compatible"]
+
+
+def test_bct_is_the_best_method_on_digits():
+    """README, "What the experiments show": BCT has the highest AUC-mAP of every method but
+    the new model itself, in both orders, in the committed demo output."""
+    for name in ("results.json", "results-uncertainty.json"):
+        methods = json.loads((ROOT / "figures" / "digits" / name).read_text())["methods"]
+        auc = {m: v["auc_mAP"] for m, v in methods.items() if m != "new/new"}
+        assert max(auc, key=auc.get) == "bct", f"{name}: {auc}"

@@ -153,6 +153,7 @@ print(sum(float(t.double().sum()) for t in model.state_dict().values()))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_cache_train_a_model_once(tmp_path):
     import subprocess
     import sys

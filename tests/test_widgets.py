@@ -11,6 +11,8 @@ from backfill_lib.backfill import backfilled_mask, part_distances, rank_gallery
 from backfill_lib.experiments import Experiment, default_config
 from backfill_lib.widgets import BackfillExplorer
 
+pytestmark = pytest.mark.slow  # the explorer trains the digits models when the cache is cold
+
 
 @pytest.fixture(scope="module")
 def explorer(cache):
