@@ -8,7 +8,8 @@ docs/choices.md records them. Each grid runs over ``--seeds`` (seed s: old model
 as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
-                         [--weights W ...] [--adv-weights A ...] [--fences F ...] [--taus T ...]
+                         [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
+                         [--fences F ...] [--taus T ...]
                          [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -20,7 +21,12 @@ import argparse
 import statistics
 from dataclasses import replace
 
-from backfill_lib.experiments import Experiment, ExperimentConfig, default_config
+from backfill_lib.experiments import (
+    COMPATIBLE_METHODS,
+    Experiment,
+    ExperimentConfig,
+    default_config,
+)
 from backfill_lib.reproduce import setting_config
 
 
@@ -43,6 +49,13 @@ def main() -> None:
         nargs="*",
         default=[1.0, 3.0, 10.0],
         help="compatible-loss weights to try (none: skip that grid)",
+    )
+    parser.add_argument(
+        "--weight-methods",
+        nargs="+",
+        default=list(COMPATIBLE_METHODS),
+        choices=COMPATIBLE_METHODS,
+        help="the compatible methods whose --weights are gridded, in this order",
     )
     parser.add_argument(
         "--adv-weights", type=float, nargs="*", default=[], help="AdvBCT lambda_adv to try"
@@ -97,7 +110,7 @@ def main() -> None:
         run(f"scale {scale:5.1f}", replace(base, old=old, new=new, methods=()), "new/new")
     if args.weights:
         print(f"method  weight: {header}")
-    for method in ("bct", "advbct", "ract", "l2") if args.weights else ():
+    for method in args.weight_methods if args.weights else ():
         for weight in args.weights:
             losses = dict(base.compatible_losses)
             losses[method] = {**losses[method], "weight": weight}
