@@ -249,3 +249,37 @@ def part_distances(
             }
         )
     return out[0], out[1]
+
+
+def cross_part_misranking(
+    parts: TwoPartEmbeddings,
+    labels: torch.Tensor,
+    backfilled: np.ndarray | torch.Tensor,
+    queries: torch.Tensor,
+) -> dict[str, float]:
+    """How often a merge puts an irrelevant item of one part before a relevant item of the
+    other: the miscalibration that :func:`part_distances` shows as histograms, in one number.
+
+    Over ``queries`` (gallery ids, leave-one-out) and every pair of an irrelevant item of
+    one part and a relevant item of the other, the share of pairs whose irrelevant item is
+    strictly closer to the query. Returns ``{"old_before_new": p, "new_before_old": p'}``
+    ("an irrelevant old item before a relevant new one" and the reverse); 0 is a perfectly
+    calibrated merge, NaN when no such pair exists.
+    """
+    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)
+    dist_old = pairwise_distances(parts.query_old[queries], parts.gallery_old)
+    dist_new = pairwise_distances(parts.query_new[queries], parts.gallery_new)
+    counts = {"old_before_new": [0, 0], "new_before_old": [0, 0]}
+    for row, query in enumerate(queries.tolist()):
+        relevant = labels == labels[query]
+        others = torch.ones_like(mask)
+        others[query] = False
+        in_old, in_new = ~mask & others, mask & others
+        for key, irrelevant, closer_than in (
+            ("old_before_new", dist_old[row][in_old & ~relevant], dist_new[row][in_new & relevant]),
+            ("new_before_old", dist_new[row][in_new & ~relevant], dist_old[row][in_old & relevant]),
+        ):
+            below = torch.searchsorted(torch.sort(irrelevant).values, closer_than, side="left")
+            counts[key][0] += int(below.sum())
+            counts[key][1] += len(irrelevant) * len(closer_than)
+    return {key: hits / pairs if pairs else float("nan") for key, (hits, pairs) in counts.items()}
