@@ -261,12 +261,15 @@ class Experiment:
     def model(self, name: str) -> EmbeddingModel:
         """``old``, ``new`` (independent), or a compatible method's new model, trained or loaded.
 
-        A model trained here (not read from the cache) reports its test accuracy."""
+        Says which: a model trained here reports its test accuracy, a loaded one its file."""
         if name not in self._models:
-            trained = not self.checkpoint_path(name).exists()
+            path = self.checkpoint_path(name)
+            trained = not path.exists()
             self._models[name] = self._train(name)
             if trained:
                 tqdm.write(f"{name}: trained; {self.describe_accuracy(name)}")
+            else:
+                tqdm.write(f"{name}: loaded from {path}")
         return self._models[name]
 
     def describe_accuracy(self, name: str) -> str:

@@ -214,6 +214,18 @@ def test_an_unknown_advbct_unseen_option_is_named(tmp_path):
         Experiment(cfg, cache_dir=tmp_path).model("advbct")
 
 
+def test_a_model_says_whether_it_was_trained_or_loaded(tmp_path, capsys):
+    from dataclasses import replace
+
+    cfg = default_config("digits", methods=())
+    cfg = replace(cfg, old=replace(cfg.old, epochs=1))
+    Experiment(cfg, cache_dir=tmp_path).model("old")
+    assert "old: trained; top-1" in capsys.readouterr().out
+    Experiment(cfg, cache_dir=tmp_path).model("old")
+    out = capsys.readouterr().out
+    assert "old: loaded from" in out and str(tmp_path) in out
+
+
 def test_validation_mode_holds_out_a_fifth_of_the_training_images(tmp_path, capsys):
     from dataclasses import replace
 
