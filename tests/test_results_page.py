@@ -109,6 +109,7 @@ def test_the_readme_summary_holds_on_real_images(dataset):
             assert methods[online]["final_mAP"] == new_new
         gains = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
         assert max(gains, key=gains.get) == leader, f"{name}: {gains}"
+        assert abs(methods["rt"]["auc_mAP"] - methods["drm"]["auc_mAP"]) < 0.01  # "level"
         for method in ("ract", "l2"):
             assert methods[method]["final_mAP"] < new_new
     assert compat["ract"]["compatible"] and compat["l2"]["compatible"]
