@@ -219,6 +219,24 @@ def rank_gallery(
     return idx[:, :k], 2.0 - 2.0 * top[:, :k]
 
 
+def _distances_by_part(
+    parts: TwoPartEmbeddings,
+    labels: torch.Tensor,
+    backfilled: np.ndarray | torch.Tensor,
+    queries: torch.Tensor,
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """What both calibration measures read: ``relevant (Q, N)`` and, for the old then the
+    new part, ``(distances (Q, N), in_part (Q, N))``, each query's own item left out."""
+    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)[None]
+    relevant = labels[queries][:, None] == labels[None]
+    keep = torch.ones_like(relevant)
+    keep[torch.arange(len(queries)), queries] = False
+    return relevant, [
+        (pairwise_distances(parts.query_old[queries], parts.gallery_old), ~mask & keep),
+        (pairwise_distances(parts.query_new[queries], parts.gallery_new), mask & keep),
+    ]
+
+
 def part_distances(
     parts: TwoPartEmbeddings,
     labels: torch.Tensor,
@@ -231,24 +249,15 @@ def part_distances(
     what a merge compares. It is calibrated when both parts' relevant distances lie below
     both parts' irrelevant ones.
     """
-    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)[None]
-    rows = torch.arange(len(queries))
-    relevant = labels[queries][:, None] == labels[None]
-    keep = torch.ones_like(relevant)
-    keep[rows, queries] = False
-    out = []
-    for q, g, in_part in (
-        (parts.query_old, parts.gallery_old, ~mask & keep),
-        (parts.query_new, parts.gallery_new, mask & keep),
-    ):
-        dist = pairwise_distances(q[queries], g)
-        out.append(
-            {
-                "relevant": dist[in_part & relevant].numpy(),
-                "irrelevant": dist[in_part & ~relevant].numpy(),
-            }
-        )
-    return out[0], out[1]
+    relevant, by_part = _distances_by_part(parts, labels, backfilled, queries)
+    old_part, new_part = (
+        {
+            "relevant": dist[in_part & relevant].numpy(),
+            "irrelevant": dist[in_part & ~relevant].numpy(),
+        }
+        for dist, in_part in by_part
+    )
+    return old_part, new_part
 
 
 def cross_part_misranking(
@@ -266,18 +275,15 @@ def cross_part_misranking(
     ("an irrelevant old item before a relevant new one" and the reverse); 0 is a perfectly
     calibrated merge, NaN when no such pair exists.
     """
-    mask = torch.as_tensor(np.asarray(backfilled), dtype=torch.bool)
-    dist_old = pairwise_distances(parts.query_old[queries], parts.gallery_old)
-    dist_new = pairwise_distances(parts.query_new[queries], parts.gallery_new)
+    relevant, [(dist_old, in_old), (dist_new, in_new)] = _distances_by_part(
+        parts, labels, backfilled, queries
+    )
     counts = {"old_before_new": [0, 0], "new_before_old": [0, 0]}
-    for row, query in enumerate(queries.tolist()):
-        relevant = labels == labels[query]
-        others = torch.ones_like(mask)
-        others[query] = False
-        in_old, in_new = ~mask & others, mask & others
+    for row, rel in enumerate(relevant):
+        old, new = in_old[row], in_new[row]
         for key, irrelevant, closer_than in (
-            ("old_before_new", dist_old[row][in_old & ~relevant], dist_new[row][in_new & relevant]),
-            ("new_before_old", dist_new[row][in_new & ~relevant], dist_old[row][in_old & relevant]),
+            ("old_before_new", dist_old[row][old & ~rel], dist_new[row][new & rel]),
+            ("new_before_old", dist_new[row][new & ~rel], dist_old[row][old & rel]),
         ):
             below = torch.searchsorted(torch.sort(irrelevant).values, closer_than, side="left")
             counts[key][0] += int(below.sum())

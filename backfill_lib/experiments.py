@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import backfill as bf
 from .data import ImageDataset, Split, evaluation_set, load_dataset, make_split, validation_holdout
-from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss, class_radius
+from .losses import AdvBCTLoss, BCTLoss, L2Loss, RACTLoss, class_radii
 from .metrics import (
     CURVE_FORMAT,
     Curve,
@@ -401,13 +401,7 @@ class Experiment:
         if unseen not in ("skip", "synthesise"):
             raise ValueError(f"AdvBCT's unseen must be 'skip' or 'synthesise', got {unseen!r}")
         bounded = centres if unseen == "synthesise" else centres[: self.split.old_classes]
-        radii = torch.stack(
-            [
-                class_radius((old_emb[labels == c] - bounded[c]).norm(dim=1), fence)
-                for c in range(len(bounded))
-            ]
-        )
-        return AdvBCTLoss(bounded, radii, **options)
+        return AdvBCTLoss(bounded, class_radii(old_emb, labels, bounded, fence), **options)
 
     def classifier_alignment(self, name: str = "old") -> dict[int, float]:
         """``{class: cosine}`` between each classifier row of model ``name`` and the mean of

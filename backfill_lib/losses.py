@@ -122,6 +122,22 @@ def class_radius(distances: torch.Tensor, outlier_fence: float | None = 1.5) -> 
     return distances[distances <= q3 + outlier_fence * (q3 - q1)].max()
 
 
+def class_radii(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    centres: torch.Tensor,
+    outlier_fence: float | None = 1.5,
+) -> torch.Tensor:
+    """``(C,)``: :func:`class_radius` of each class ``c < C`` of ``centres (C, d)``, from the
+    distances of its ``embeddings (N, d)`` (labels ``(N,)``) to its centre."""
+    return torch.stack(
+        [
+            class_radius((embeddings[labels == c] - centre).norm(dim=1), outlier_fence)
+            for c, centre in enumerate(centres)
+        ]
+    )
+
+
 class ElasticBoundaryLoss(nn.Module):
     """AdvBCT's elastic boundary around each old class centre.
 

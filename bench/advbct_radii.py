@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from backfill_lib.experiments import Experiment, class_means
-from backfill_lib.losses import class_radius
+from backfill_lib.losses import class_radii
 from backfill_lib.reproduce import setting_config
 
 
@@ -33,11 +33,12 @@ def main() -> None:
     old = experiment.embeddings("old", "train")
     new = experiment.embeddings("new", "train")
     centres = class_means(old, labels, experiment.split.old_classes)
+    radii = zip(
+        class_radii(old, labels, centres, None), class_radii(old, labels, centres), strict=True
+    )
     print("class  images  |centre|  radius: max  fenced   new outside: max  fenced")
-    for c, centre in enumerate(centres):
+    for c, (centre, (plain, fenced)) in enumerate(zip(centres, radii, strict=True)):
         own = labels == c
-        plain = class_radius((old[own] - centre).norm(dim=1), None)
-        fenced = class_radius((old[own] - centre).norm(dim=1))
         new_distance = (new[own] - centre).norm(dim=1)
         outside_plain = (new_distance > plain).float().mean()
         outside_fenced = (new_distance > fenced).float().mean()

@@ -102,6 +102,13 @@ def main() -> None:
         return mean
 
     base = default_config(args.dataset, validation=True, orders=("random",))
+
+    def compatible(method: str, **options: object) -> ExperimentConfig:
+        """``base`` running only ``method``, with its loss ``options`` replaced."""
+        losses = dict(base.compatible_losses)
+        losses[method] = {**losses[method], **options}
+        return replace(base, methods=(method,), compatible_losses=losses)
+
     header = "old/old  new/new  val_auc_mAP  val_mAP_t0 (cross)  val_final_mAP (own)"
     if args.scales:
         print(f"classifier scale: {header}")
@@ -112,24 +119,17 @@ def main() -> None:
         print(f"method  weight: {header}")
     for method in args.weight_methods if args.weights else ():
         for weight in args.weights:
-            losses = dict(base.compatible_losses)
-            losses[method] = {**losses[method], "weight": weight}
-            cfg = replace(base, methods=(method,), compatible_losses=losses)
-            run(f"{method:7s} {weight:6.1f}", cfg, method)
+            run(f"{method:7s} {weight:6.1f}", compatible(method, weight=weight), method)
     if args.adv_weights:
         print(f"advbct lambda_adv: {header}")
     for adv_weight in args.adv_weights:
-        losses = dict(base.compatible_losses)
-        losses["advbct"] = {**losses["advbct"], "lambda_adv": adv_weight}
-        cfg = replace(base, methods=("advbct",), compatible_losses=losses)
+        cfg = compatible("advbct", lambda_adv=adv_weight)
         run(f"advbct lambda_adv {adv_weight:5.2f}", cfg, "advbct")
     if args.fences:
         print(f"advbct boundary (unseen, fence): {header}")
     for fence in args.fences:
         for unseen in ("skip", "synthesise"):
-            losses = dict(base.compatible_losses)
-            losses["advbct"] = {**losses["advbct"], "outlier_fence": fence, "unseen": unseen}
-            cfg = replace(base, methods=("advbct",), compatible_losses=losses)
+            cfg = compatible("advbct", outlier_fence=fence, unseen=unseen)
             run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
     if args.taus and args.mc_weights:
         print(f"rt+mc tau lambda: {header}")
