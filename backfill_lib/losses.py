@@ -201,7 +201,7 @@ class AdvBCTLoss(nn.Module):
         new_embeddings: torch.Tensor,
         labels: torch.Tensor,
         old_embeddings: torch.Tensor,
-        progress: float = 1.0,
+        progress: float,
         **_: object,
     ) -> torch.Tensor:
         _check_same_dim(new_embeddings, old_embeddings, "AdvBCT")

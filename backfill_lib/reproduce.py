@@ -179,7 +179,7 @@ def reproduce(
                 claims = check_claims(results)
             per_seed.append(results)
         minutes = (time.perf_counter() - start) / 60
-        summary[name] = _spread(per_seed)
+        summary[name] = spread_over_seeds(per_seed)
         sections.append(_section(name, config, per_seed[0], summary[name], claims, seeds, minutes))
         pending = settings[done:]
         note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
@@ -189,7 +189,7 @@ def reproduce(
     return path
 
 
-def _spread(per_seed: list[dict]) -> dict:
+def spread_over_seeds(per_seed: list[dict]) -> dict:
     """Mean and standard deviation over seeds of AUC-mAP, relative gain, final mAP and the mAP
     at t = 0 (``mAP_t0``: M(new, old) for a compatible method), per order and method; for
     ``mAP_t0`` also ``above_old_old``, on how many seeds it beat that seed's old/old."""

@@ -1,6 +1,8 @@
 """Every user error in the CLI ends in exit code 2 and one error line, before any work."""
 
 import os
+import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -90,3 +92,21 @@ def test_a_read_only_out_folder_fails_before_any_work(tmp_path, capsys, monkeypa
     code = main(["demo", "--out", str(locked / "demo"), "--cache", str(tmp_path / "cache")])
     assert code == 2 and "locked is not writable" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_train_trains_once_then_loads_and_reports_accuracy(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    args = ["train", "--dataset", "digits", "--epochs", "2", "--cache", str(cache)]
+    assert main([*args, "--model", "old"]) == 0
+    out = capsys.readouterr().out
+    assert "old: trained" in out
+    checkpoint, accuracy = re.search(
+        r"old: (\S+\.pt)\ntop-1 ([\d.]+)% on the \d+ test images of its 5 classes", out
+    ).groups()
+    assert Path(checkpoint).is_file() and float(accuracy) > 40  # chance: 20%
+    assert main([*args, "--model", "bct"]) == 0  # a compatible recipe against the cached old
+    assert "bct: trained" in capsys.readouterr().out
+    assert main([*args, "--model", "old"]) == 0
+    again = capsys.readouterr().out
+    assert f"old: loaded from {checkpoint}" in again and f"top-1 {accuracy}%" in again

@@ -26,9 +26,9 @@ def test_digits_loads_offline_with_a_stratified_split():
     assert torch.bincount(ds.test_labels).min() >= 85  # every class in the test split
 
 
-def write_tree(root, classes=("cat", "dog", "emu"), per_class=3, size=(20, 12)):
+def write_tree(root, classes=("cat", "dog", "emu"), per_class=3, size=(20, 12), test="test"):
     rng = np.random.default_rng(0)
-    for split in ("train", "test"):
+    for split in ("train", test):
         for cls in classes:
             (root / split / cls).mkdir(parents=True)
             for i in range(per_class):
@@ -48,6 +48,13 @@ def test_image_folder_is_decoded_resized_and_cached(tmp_path):
     assert len(list((cache / "data").glob("imagefolder-*.pt"))) == 1
     again = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
     assert torch.equal(again.train_images, ds.train_images)
+
+
+def test_image_folder_reads_a_val_folder_when_there_is_no_test_folder(tmp_path):
+    write_tree(tmp_path / "tree", classes=("cat", "dog"), per_class=2, test="val")
+    (tmp_path / "tree" / "val" / "cat" / "1.png").unlink()  # tell val/ from train/ by size
+    ds = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=tmp_path / "c", image_size=8)
+    assert ds.train_labels.tolist() == [0, 0, 1, 1] and ds.test_labels.tolist() == [0, 1, 1]
 
 
 def test_an_image_edited_in_place_at_the_same_size_is_decoded_again(tmp_path):
@@ -183,17 +190,45 @@ def test_validation_holdout_is_disjoint_and_stratified():
     assert torch.bincount(labels[val]).tolist() == [4] * 5
 
 
-def test_augment_translates_and_flips_colour_images_only():
-    gen = torch.Generator().manual_seed(0)
-    gray = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(16, 1, 1, 1)
-    out = augment(gray, gen)
-    assert out.shape == gray.shape and out.dtype == torch.uint8
-    # translation only: every non-zero pixel value keeps its row-neighbour relation
-    assert not torch.equal(out, gray)
-    rgb = torch.randint(0, 255, (32, 3, 32, 32), dtype=torch.uint8)
-    a = augment(rgb, torch.Generator().manual_seed(1))
-    b = augment(rgb, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b)
+def transformations_matching(image: torch.Tensor, out: torch.Tensor, pad: int) -> set:
+    """Every (dy, dx, flipped) such that ``out`` is ``image`` shifted by (dy, dx) with zero
+    fill, then mirrored left-right if ``flipped``."""
+    c, h, w = image.shape
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+    found = set()
+    for dy in range(-pad, pad + 1):
+        for dx in range(-pad, pad + 1):
+            shifted = padded[:, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+            for flipped in (False, True):
+                if torch.equal(out, shifted.flip(-1) if flipped else shifted):
+                    found.add((dy, dx, flipped))
+    return found
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augment_translates_and_flips_colour_images_only(channels):
+    """Each output is one translation by at most H/8 pixels (zero fill) of its input, mirrored
+    for colour images about half the time and never for grey ones (a flipped digit is another
+    digit), with many different shifts over the batch; the generator fixes the outcome."""
+    size, batch = 16, 64
+    pad = size // 8
+    images = torch.randint(1, 255, (batch, channels, size, size), dtype=torch.uint8)
+    out = augment(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    chosen = []
+    for image, augmented in zip(images, out, strict=True):
+        matches = transformations_matching(image, augmented, pad)
+        assert len(matches) == 1, "not a translation (or flip) of its input"
+        chosen.append(matches.pop())
+    shifts = {(dy, dx) for dy, dx, _ in chosen}
+    flips = sum(flipped for _, _, flipped in chosen)
+    assert len(shifts) > (2 * pad + 1) ** 2 // 2, shifts
+    if channels == 3:
+        assert 0.25 * batch < flips < 0.75 * batch
+    else:
+        assert flips == 0
+    assert torch.equal(out, augment(images, torch.Generator().manual_seed(0)))
+    assert not torch.equal(out, augment(images, torch.Generator().manual_seed(1)))
 
 
 def write_official_tiny_imagenet(root, wnids=("n02", "n01"), val=("n01", "n02", "n09", "n01")):

@@ -102,14 +102,25 @@ def test_advbct_adversarial_weight_falls_to_zero_over_training():
 
 
 def test_advbct_trains_the_discriminator_and_reverses_its_gradient():
-    centres, radii = unit(3, 6, 0), torch.full((3,), 0.5)
-    loss = AdvBCTLoss(centres, radii)
-    new = unit(8, 6, 1).requires_grad_(True)
-    labels = torch.arange(8) % 3
-    value = loss(new, labels, old_embeddings=unit(8, 6, 2), progress=0.5)
-    value.backward()
-    assert value.item() > 0 and new.grad is not None
-    assert any(p.grad is not None for p in loss.discriminator.parameters())
+    """Against the same discriminator loss computed without the reversal layer: the
+    discriminator gets the same gradient (it learns to tell old from new), the new embeddings
+    get it negated and scaled by ``reversal_scale(progress)`` (they learn to fool it)."""
+    torch.manual_seed(0)
+    centres, radii = unit(3, 6, 0), torch.full((3,), 2.0)  # every embedding inside: no L_eb
+    loss = AdvBCTLoss(centres, radii, lambda_adv=0.7)
+    new, labels, old = unit(8, 6, 1).requires_grad_(True), torch.arange(8) % 3, unit(8, 6, 2)
+    progress = 0.3
+    loss(new, labels, old_embeddings=old, progress=progress).backward()
+    plain_new = new.detach().clone().requires_grad_(True)
+    logits = loss.discriminator(torch.cat([old, plain_new]))
+    domain = torch.cat([torch.zeros(8), torch.ones(8)]).long()
+    plain = 0.7 * (1 - progress) * F.cross_entropy(logits, domain)
+    parameters = list(loss.discriminator.parameters())
+    plain_grads = torch.autograd.grad(plain, [plain_new, *parameters])
+    assert plain_grads[0].abs().max() > 1e-4  # a real gradient to compare against
+    assert torch.allclose(new.grad, -reversal_scale(progress) * plain_grads[0], atol=1e-7)
+    for parameter, expected in zip(parameters, plain_grads[1:], strict=True):
+        assert torch.allclose(parameter.grad, expected, atol=1e-7)
 
 
 def test_ract_falls_when_the_new_to_old_positive_wins():
@@ -123,12 +134,22 @@ def test_ract_falls_when_the_new_to_old_positive_wins():
     assert values == sorted(values, reverse=True)
 
 
-def test_l2_and_regression():
-    a, b = unit(5, 4, 0), unit(5, 4, 1)
-    assert L2Loss()(a, None, old_embeddings=a).item() == 0.0
-    assert regression_loss(a, b).item() == pytest.approx(((a - b) ** 2).sum(1).mean().item())
+def test_l2_and_regression_are_mean_squared_distances():
+    """On vectors whose squared distances are known: (1, 0) to itself 0, to (0, 1) 2, to
+    (0.6, 0.8) 0.8; the losses are their mean over rows, (0 + 2 + 0.8) / 3."""
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    assert L2Loss()(a, None, old_embeddings=b).item() == pytest.approx(2.8 / 3)
+    assert regression_loss(a, b).item() == pytest.approx(2.8 / 3)
     with pytest.raises(ValueError, match="equal embedding dims"):
-        L2Loss()(a, None, old_embeddings=unit(5, 3))
+        L2Loss()(a, None, old_embeddings=unit(3, 3))
+
+
+def test_regression_loss_moves_only_the_transformation():
+    transformed, old = unit(4, 5, 0).requires_grad_(True), unit(4, 5, 1).requires_grad_(True)
+    regression_loss(transformed, old).backward()
+    assert torch.allclose(transformed.grad, 2 * (transformed - old).detach() / 4)
+    assert old.grad is None  # the old model's embeddings are a fixed target
 
 
 def test_metric_compatible_loss_prefers_one_scale_for_both_parts():
