@@ -11,7 +11,9 @@ results by the one distance ``d = 2 - 2<q, g>`` (unit vectors, inner-product ind
 
 The parts are exact (``"Flat"``) by default; any faiss factory string works (``"IVF256,Flat"``,
 ``"HNSW32"``...). Indexes that cannot remove items (HNSW) keep backfilled items in the old
-part and exclude them at search time with an ID selector.
+part and exclude them at search time with an ID selector. Factories that need training (IVF,
+PQ) train the old part on the old embeddings, and the new part on ``new_training`` (a sample
+of new-model embeddings) when given, else on the first backfilled batch.
 
 Backfilling an id that is already in the new part is a no-op (so a resumed backfill job can
 replay its last batch safely); :meth:`backfill` returns how many items actually moved.
@@ -101,7 +103,8 @@ class BackfillIndex:
 
     ``old_embeddings (N, d_o)`` unit vectors of the whole gallery; ``ids (N,)`` int64
     (default ``0..N-1``); ``new_dim`` the new model's dimension; ``transform`` psi
-    ``(Q, d_n) -> (Q, d_o)`` for the ``rt`` rule.
+    ``(Q, d_n) -> (Q, d_o)`` for the ``rt`` rule; ``new_training (M, d_n)`` trains the new
+    part of a factory that needs training (IVF, PQ) before anything is backfilled.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class BackfillIndex:
         ids: np.ndarray | None = None,
         transform: Transform | None = None,
         factory: str = "Flat",
+        new_training: np.ndarray | None = None,
     ) -> None:
         old = _as_matrix(old_embeddings, np.shape(old_embeddings)[-1], "old_embeddings")
         if not isinstance(new_dim, int | np.integer) or new_dim <= 0:
@@ -122,17 +126,35 @@ class BackfillIndex:
         self.transform = transform
         self._position = {int(i): p for p, i in enumerate(self.ids)}
         self.backfilled = np.zeros(len(old), dtype=bool)
-        self._old = self._make_index(self.old_dim, old)
+        self._old = self._make_index(self.old_dim)
+        self._train(self._old, old, "old part")
         self._old.add_with_ids(old, self.ids)
-        self._new = self._make_index(self.new_dim, None)
+        self._new = self._make_index(self.new_dim)
+        if new_training is not None:
+            training = _as_matrix(new_training, self.new_dim, "new_training")
+            self._train(self._new, training, "new part")
         self._old_removes = True
 
-    def _make_index(self, dim: int, training: np.ndarray | None) -> faiss.Index:
+    def _make_index(self, dim: int) -> faiss.Index:
+        """An index of ``self.factory`` that stores gallery ids: IVF indexes store them and
+        remove by id themselves; others (Flat, HNSW) are wrapped in an id map. (faiss's id
+        map assumes removal shifts the vectors after the removed ones, as Flat does; IVF
+        moves its last vector into the gap, so a wrapped IVF would return wrong ids.)"""
         inner = faiss.index_factory(dim, self.factory, faiss.METRIC_INNER_PRODUCT)
-        index = faiss.IndexIDMap2(inner)
-        if not index.is_trained and training is not None:
-            index.train(training)
-        return index
+        return inner if faiss.try_extract_index_ivf(inner) else faiss.IndexIDMap2(inner)
+
+    def _train(self, index: faiss.Index, vectors: np.ndarray, part: str) -> None:
+        """Train ``index`` on ``vectors`` if its factory needs it; too few is a clear error."""
+        if index.is_trained:
+            return
+        try:
+            index.train(vectors)
+        except RuntimeError as err:
+            raise ValueError(
+                f"the {part} ({self.factory}) cannot be trained on {len(vectors)} vectors "
+                f"({err}); the new part trains on new_training= given to BackfillIndex, or "
+                "else on the first backfilled batch: give more vectors or a smaller factory"
+            ) from err
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -164,8 +186,7 @@ class BackfillIndex:
         ids, emb, positions = ids[fresh], emb[fresh], positions[fresh]
         if not len(ids):
             return 0
-        if not self._new.is_trained:
-            self._new.train(emb)
+        self._train(self._new, emb, "new part")
         self._new.add_with_ids(emb, ids)
         if self._old_removes:
             try:
@@ -215,6 +236,8 @@ class BackfillIndex:
         index: faiss.Index, query: np.ndarray, k: int, exclude: faiss.SearchParameters | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(similarities, ids)`` of one part, padded with ``-inf`` / ``-1``."""
+        if index.ntotal == 0:  # also an untrained part, which faiss refuses to search
+            return np.full((len(query), k), -np.inf, np.float32), np.full((len(query), k), -1)
         sims, ids = index.search(query, k, params=exclude)
         if index.ntotal < k or exclude is not None:  # faiss pads missing results with id -1
             sims[ids < 0] = -np.inf
@@ -249,7 +272,7 @@ class BackfillIndex:
         """Read an index written by :meth:`save`; a clear ``ValueError`` names a file that is
         from another format version, corrupt, or inconsistent."""
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 meta = json.loads(data["meta"].tobytes())
                 arrays = {name: data[name] for name in ("ids", "backfilled", "old", "new")}
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:

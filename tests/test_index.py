@@ -21,8 +21,10 @@ def make_index(**kw) -> BackfillIndex:
     return BackfillIndex(OLD.numpy(), D_NEW, transform=psi, **kw)
 
 
-@pytest.mark.parametrize("factory", ["Flat", "HNSW32"])
+@pytest.mark.parametrize("factory", ["Flat", "IVF1,Flat", "HNSW32"])
 def test_search_equals_the_brute_force_merged_ranking(factory):
+    """Exact factories (Flat; an IVF of one list, trained on each part) give the brute-force
+    merged ranking; HNSW finds nearly all of it."""
     index = make_index(factory=factory)
     order = np.random.default_rng(0).permutation(N)
     parts = reverse_transformation(torch.as_tensor(psi(QUERIES.numpy())), OLD, QUERIES, NEW)
@@ -34,7 +36,7 @@ def test_search_equals_the_brute_force_merged_ranking(factory):
         assert index.fraction_backfilled == pytest.approx(upto / N)
         result = index.search(QUERIES.numpy(), k=10)
         ids, dist = rank_gallery(parts, index.backfilled, k=10)
-        if factory == "Flat":
+        if factory != "HNSW32":
             np.testing.assert_array_equal(result.ids, ids.numpy())
         else:  # HNSW is approximate: nearly all of the exact top-10 is found
             overlap = np.mean(
@@ -42,8 +44,22 @@ def test_search_equals_the_brute_force_merged_ranking(factory):
             )
             assert overlap >= 9
         np.testing.assert_array_equal(result.from_new, index.backfilled[result.ids])
-        if factory == "Flat":
+        if factory != "HNSW32":
             np.testing.assert_allclose(result.distances, dist.numpy(), atol=1e-5)
+
+
+def test_a_factory_that_needs_training_trains_each_part_or_says_what_to_give():
+    index = make_index(factory="IVF4,Flat")
+    assert index.search(QUERIES.numpy(), k=3).from_new.sum() == 0  # untrained new part: empty
+    with pytest.raises(ValueError, match=r"new part \(IVF4,Flat\) cannot be trained on 3 vectors"):
+        index.backfill([0, 1, 2], NEW.numpy()[:3])
+    assert index.fraction_backfilled == 0  # nothing moved
+    with pytest.raises(ValueError, match=r"old part \(IVF4,Flat\) cannot be trained on 3"):
+        BackfillIndex(OLD.numpy()[:3], D_NEW, factory="IVF4,Flat")
+    trained = make_index(factory="IVF4,Flat", new_training=NEW.numpy())
+    assert trained.backfill([0, 1, 2], NEW.numpy()[:3]) == 3
+    result = trained.search(NEW.numpy()[:3], k=1)  # a vector lies in its own nearest list
+    assert result.ids[:, 0].tolist() == [0, 1, 2] and result.from_new.all()
 
 
 def test_drm_rule_uses_the_given_old_query():
