@@ -11,6 +11,7 @@ from, so regenerating figures from a warm cache re-ranks nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -628,3 +629,31 @@ class Experiment:
             ),
             "config": asdict(cfg),
         }
+
+
+DATASET_ENV, PROFILE_ENV = "BACKFILL_DATASET", "BACKFILL_PROFILE"
+
+
+def notebook_experiment(
+    methods: tuple[str, ...],
+    dataset: str | None = None,
+    profile: str | None = None,
+    data_root: str | Path | None = None,
+) -> Experiment:
+    """The course notebooks' one setup call: an :class:`Experiment` of ``methods`` with the
+    documented defaults (:func:`default_config`), printing what it runs on.
+
+    ``dataset`` defaults to ``$BACKFILL_DATASET``, else the embedded ``"digits"``; ``profile``
+    to ``$BACKFILL_PROFILE``, else ``"cpu"``. So one switch runs every notebook on real
+    photographs: ``BACKFILL_DATASET=imagefolder:/abs/path/to/cifar10 jupyter lab`` (an
+    absolute path: notebooks run in ``notebooks/``). ``data_root`` defaults to
+    ``$BACKFILL_DATA_ROOT``; trained models are cached in ``$BACKFILL_CACHE`` (default
+    ``~/.cache/backfill_lib``), so a second run loads them.
+    """
+    dataset = dataset or os.environ.get(DATASET_ENV) or "digits"
+    profile = profile or os.environ.get(PROFILE_ENV) or "cpu"
+    experiment = Experiment(default_config(dataset, profile, methods=methods), data_root)
+    print(
+        f"{dataset} ({profile} profile), methods {', '.join(methods)}; cache {experiment.cache_dir}"
+    )
+    return experiment

@@ -29,3 +29,25 @@ def test_notebooks_import_the_library_and_define_no_functions(path):
     assert "from backfill_lib" in code
     assert "def " not in code and "class " not in code
     assert len(markdown) >= 3  # prose between the cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_starts_from_the_one_setup_helper(path):
+    book = json.loads(path.read_text())
+    first = next("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    assert "experiment = notebook_experiment(methods=(" in first
+    assert "Experiment(" not in first and "default_config" not in first
+
+
+def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment(
+    monkeypatch, capsys
+):
+    from backfill_lib.experiments import DATASET_ENV, notebook_experiment
+
+    monkeypatch.delenv(DATASET_ENV, raising=False)
+    assert notebook_experiment(methods=("drm",)).config.dataset == "digits"
+    assert "digits (cpu profile), methods drm" in capsys.readouterr().out
+    monkeypatch.setenv(DATASET_ENV, "cifar10")
+    experiment = notebook_experiment(methods=("rt",))
+    assert (experiment.config.dataset, experiment.config.methods[-1]) == ("cifar10", "rt")
+    assert notebook_experiment(("rt",), dataset="digits").config.dataset == "digits"
