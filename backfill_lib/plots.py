@@ -7,6 +7,7 @@ per method so that a method looks the same in every figure of the project.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -41,11 +42,19 @@ STYLE = {
         "label": "RT+MC (Seo et al.)",
     },
 }
+# The two parts of a backfilling gallery, in every figure and in the explorer.
+PART_COLOURS = {"old": "#0072B2", "new": "#D55E00"}  # Okabe-Ito blue and vermillion
+PART_COLOUR_NAMES = {"old": "blue", "new": "orange"}
 METRIC_NAMES = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}
 
 
 def _style(method: str) -> dict:
     return STYLE.get(method, {"color": None, "ls": "-", "label": method})
+
+
+def method_label(method: str) -> str:
+    """A method's display name: ``"rt+mc"`` -> ``"RT+MC (Seo et al.)"``."""
+    return _style(method)["label"]
 
 
 def dataset_label(name: str) -> str:
@@ -78,12 +87,16 @@ def plot_curves(
     methods: list[str] | None = None,
     marker_at: float | None = None,
     axes: list[plt.Axes] | None = None,
+    highlight: str | None = None,
+    legend: str = "right",
 ) -> plt.Figure:
     """Metric against backfill fraction for every method, one panel per metric.
 
     old/old and new/new are drawn as horizontal reference lines; the legend (shared by the
     panels) gives each method's AUC under every drawn metric, named. y axes span 0-100%.
-    ``marker_at`` draws a vertical line at that fraction (the explorer).
+    ``marker_at`` draws a vertical line at that fraction; ``highlight`` draws that method
+    bold and the others faded (the explorer). ``legend``: ``"right"`` of the panels, or
+    ``"below"`` them in two columns (narrow figures).
     """
     methods = methods or list(results["methods"])
     if axes is None:
@@ -99,6 +112,8 @@ def plot_curves(
                 f"AUC-{name} {100 * _auc(results['methods'][m], name):.1f}" for name in metrics
             )
             label = f"{st['label']}: {aucs}"
+            faded = highlight is not None and m != highlight
+            emphasis = {"alpha": 0.35 if faded else 1.0, "zorder": 3 if m == highlight else 2}
             if m in ("old/old", "new/new"):
                 ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
             else:
@@ -110,8 +125,9 @@ def plot_curves(
                     marker=st.get("marker"),
                     mfc=st.get("mfc", st["color"]),
                     ms=st.get("ms", 4),
-                    lw=st.get("lw", 1.8),
+                    lw=st.get("lw", 1.8) + (1.5 if m == highlight else 0),
                     label=label,
+                    **emphasis,
                 )
         if marker_at is not None:
             ax.axvline(100 * marker_at, color="#444", lw=1, ls=":")
@@ -124,12 +140,18 @@ def plot_curves(
         )
         ax.set_title(f"{name} during backfilling")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle(
         f"Online backfilling on {dataset_label(results['dataset'])} ({setting_label(results)}, "
         f"{results['order']} order, {results.get('gallery_size', '?')} gallery items)"
     )
-    fig.tight_layout()
+    if legend == "below":
+        handles, labels = axes[-1].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, frameon=False)
+        legend_height = 0.13 * math.ceil(len(labels) / 2) + 0.1  # inches
+        fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
+    else:
+        axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        fig.tight_layout()
     return fig
 
 
@@ -257,27 +279,37 @@ def plot_distance_histograms(
 
     ``old_part`` and ``new_part`` map ``"relevant"`` and ``"irrelevant"`` to 1-D arrays of
     distances. A merge is well calibrated when the relevant distances of both parts sit
-    below the irrelevant distances of both parts.
+    below the irrelevant distances of both parts. Counts (query, item pairs) on a log axis:
+    irrelevant items outnumber relevant ones (about 9:1 with ten classes), and it is the
+    irrelevant tail reaching under the other part's relevant distances that misranks.
+    On a given ``ax`` the caller lays out the figure.
     """
-    if ax is None:
+    created = ax is None
+    if created:
         _, ax = plt.subplots(figsize=(6.4, 3.8))
     bins = np.linspace(0, 4, 61)
-    for part, data, color in (("old part", old_part, "#1f77b4"), ("new part", new_part, "#d62728")):
+    for part, data in (("old", old_part), ("new", new_part)):
         for kind, fill in (("relevant", True), ("irrelevant", False)):
             if len(data[kind]):
                 ax.hist(
                     data[kind],
                     bins=bins,
-                    density=True,
                     histtype="stepfilled" if fill else "step",
                     alpha=0.35 if fill else 1.0,
-                    color=color,
+                    color=PART_COLOURS[part],
                     lw=1.5,
-                    label=f"{part}: {kind}",
+                    label=f"{part} part: {kind}",
                 )
-    ax.set(xlabel="distance to the query  d = ||q - g||²", ylabel="density", title=title)
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="distance to the query  d = ||q - g||²",
+        ylabel="(query, item) pairs, log scale",
+        xlim=(0, 4),
+        title=title,
+    )
     ax.legend(fontsize=8)
-    ax.figure.tight_layout()
+    if created:
+        ax.figure.tight_layout()
     return ax.figure
 
 

@@ -135,5 +135,27 @@ def test_explorer_slider_in_a_real_browser(jupyter, cache):
         assert percent == 60
         assert shown == pytest.approx(100 * expected[12], abs=0.006)
         assert shown != pytest.approx(100 * expected[10], abs=0.006)
+        # the other panels show the same position: the strip's title and the curve markers
+        expect(page.locator(".bf-strip-title")).to_contain_text("at t = 60%")
+        markers = page.locator(".bf-marker")
+        assert markers.count() == 2
+        for i in range(2):
+            assert markers.nth(i).get_attribute("data-fraction") == "0.60"
+        curves, marker = page.locator(".bf-curves").bounding_box(), markers.first.bounding_box()
+        assert curves["x"] < marker["x"] < curves["x"] + curves["width"]
+        # at 1366x768 the slider, the numbers, the curves, the histogram and the retrieved
+        # images are on screen together
+        page.set_viewport_size({"width": 1366, "height": 768})
+        page.locator(".widget-slider").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.mouse.wheel(0, -40)  # keep the controls above the slider in view too
         page.screenshot(path=str(Path(os.environ.get("BROWSER_SCREENSHOT", "/tmp/explorer.png"))))
+        for selector in (
+            ".widget-slider",
+            ".bf-metrics",
+            ".bf-curves",
+            ".bf-histogram",
+            ".bf-strip",
+        ):
+            box = page.locator(selector).first.bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= 768, (selector, box)
         browser.close()

@@ -46,3 +46,29 @@ def test_the_palette_tells_every_method_apart():
     drawn = [(s["color"], s["ls"], s.get("marker")) for s in STYLE.values()]
     assert len(set(drawn)) == len(drawn)
     assert len({s["color"] for s in STYLE.values()}) == len(STYLE)
+
+
+def test_a_highlighted_method_stands_out_and_the_legend_can_sit_below(results):
+    fig = plot_curves(results, highlight="drm", legend="below")
+    assert fig.axes[-1].get_legend() is None and len(fig.legends) == 1
+    assert len(fig.legends[0].get_texts()) == len(results["methods"])
+    for ax in fig.axes:
+        curves = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
+        drm, rt = curves[STYLE["drm"]["label"]], curves[STYLE["rt"]["label"]]
+        assert drm.get_alpha() == 1.0 and rt.get_alpha() < 0.5
+        assert drm.get_linewidth() > rt.get_linewidth()
+
+
+def test_distance_histograms_count_pairs_on_a_log_axis():
+    import numpy as np
+
+    from backfill_lib.plots import plot_distance_histograms
+
+    empty = {"relevant": np.array([]), "irrelevant": np.array([])}
+    fig = plot_distance_histograms(
+        {"relevant": np.full(10, 0.5), "irrelevant": np.full(90, 2.0)}, empty, "one part"
+    )
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "pairs" in ax.get_ylabel()
+    tops = sorted(patch.get_path().vertices[:, 1].max() for patch in ax.patches)
+    assert tops == pytest.approx([10, 90])  # counts, not densities: 9 irrelevant per relevant

@@ -34,7 +34,7 @@ def test_slider_and_selectors_show_the_evaluators_numbers(explorer):
         expected = explorer.experiment.results(order)["methods"][method]
         assert state["step"] == step and state["mAP"] == expected["mAP"][step]
         assert state["top1"] == expected["top1"][step]
-        shown = re.search(r"mAP <b>([\d.]+)%", explorer.metrics.value).group(1)
+        shown = re.search(r"mAP <b>([\d.]+)%", explorer.view.value).group(1)
         assert float(shown) == pytest.approx(100 * expected["mAP"][step], abs=0.005)
 
 
@@ -51,7 +51,7 @@ def test_retrieved_items_come_from_the_right_part(explorer):
     assert state["from_new"] == mask[ids[0].numpy()].tolist()
     labels = explorer.labels
     assert state["relevant"] == (labels[ids[0]] == labels[17]).tolist()
-    assert explorer.retrieval_image.value[:4] == b"\x89PNG"
+    assert explorer.view.value.count("data:image/png;base64,") == 2 + 7  # curves, histogram
 
 
 def test_histograms_split_the_gallery_by_part(explorer):
@@ -65,9 +65,48 @@ def test_histograms_split_the_gallery_by_part(explorer):
     assert np.all((old0["relevant"] >= -1e-5) & (old0["relevant"] <= 4 + 1e-5))
 
 
-def test_moving_the_slider_back_is_memoised(explorer):
+def test_moving_the_slider_back_is_memoised_and_the_curves_are_drawn_once(explorer):
     explorer.fraction.value = 0.3
-    before = explorer._render_curves.cache_info().hits
+    curves, histograms = (
+        explorer._render_curves.cache_info(),
+        explorer._render_histogram.cache_info(),
+    )
     explorer.fraction.value = 0.35
     explorer.fraction.value = 0.3
-    assert explorer._render_curves.cache_info().hits > before
+    assert explorer._render_histogram.cache_info().hits > histograms.hits
+    assert explorer._render_curves.cache_info().misses == curves.misses  # only the marker moved
+
+
+def test_every_panel_shows_the_same_position_after_a_move(explorer):
+    explorer.method.value, explorer.order.value, explorer.query.value = "rt", "uncertainty", 5
+    for fraction in (0.15, 0.8):
+        explorer.fraction.value = fraction
+        view = explorer.view.value
+        assert f"backfilled <b>{100 * fraction:.0f}%</b>" in view
+        assert f"top-6 of query 5 at t = {100 * fraction:.0f}% (RT)" in view
+        markers = re.findall(r"class='bf-marker' data-fraction='([\d.]+)'", view)
+        assert markers == [f"{fraction:.2f}"] * 2  # one per curve panel
+        assert explorer.status.value == ""  # "rendering…" is gone once the view is swapped
+
+
+def test_curated_queries_do_what_they_say(explorer):
+    explorer.method.value, explorer.order.value = "drm", "random"
+    examples = dict((q, text) for text, q in explorer.example.options if q >= 0)
+    assert examples, "no instructive query found on digits"
+    expected = {
+        "the merge gets it wrong": (True, False, True),
+        "the backfill fixes": (False, True, True),
+    }
+    checked = 0
+    for query, text in examples.items():
+        explorer.example.value = query
+        assert explorer.query.value == query
+        top1 = []
+        for fraction in (0.0, 0.5, 1.0):
+            explorer.fraction.value = fraction
+            top1.append(explorer.state()["relevant"][0])
+        for start, pattern in expected.items():
+            if start in text:
+                assert tuple(top1) == pattern, text
+                checked += 1
+    assert checked >= 1
