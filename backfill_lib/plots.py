@@ -73,12 +73,23 @@ def setting_label(results: dict) -> str:
     return f"{results['setting']}, {archs['old']} -> {archs['new']}"
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save a figure atomically (PNG or anything matplotlib knows by suffix)."""
+def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
+    """Save a figure atomically (PNG or anything matplotlib knows by suffix); a PNG gets an
+    SVG of the same name beside it (vector, text kept as text) for print and zooming.
+    Neither records a date, so the same figure always gives the same bytes. Returns the
+    paths written."""
     path = Path(path)
-    return atomic_write(
-        path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight")
-    )
+    formats = [path] + ([path.with_suffix(".svg")] if path.suffix == ".png" else [])
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "backfill_lib"}):
+        return [
+            atomic_write(
+                target,
+                lambda tmp, fmt=target.suffix[1:]: fig.savefig(
+                    tmp, format=fmt, dpi=130, bbox_inches="tight", metadata={"Date": None}
+                ),
+            )
+            for target in formats
+        ]
 
 
 def plot_curves(

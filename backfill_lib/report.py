@@ -53,8 +53,34 @@ def table_rows(results: dict) -> list[list[str]]:
             100 * m["negative_flip_rate"],
             m["query_forward_passes"],
         )
-        rows.append([fmt.format(v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
+        rows.append([_cell(fmt, v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
     return rows
+
+
+def _cell(fmt: str, value: object) -> str:
+    """``fmt.format(value)``, with no minus sign on a number that rounds to zero."""
+    text = fmt.format(value)
+    return text.lstrip("-") if isinstance(value, float) and float(text) == 0 else text
+
+
+COLUMN_MEANINGS = {
+    "mAP@t=0": "mAP before anything is backfilled (for a compatible model: M(new, old))",
+    "final mAP": "mAP once the whole gallery is backfilled (t = 1)",
+    "AUC-mAP": "area under the mAP curve over t in [0, 1]: the quality users get, on average, "
+    "during the whole backfill",
+    "AUC-top1": "the same for top-1 accuracy (is the first result relevant?)",
+    "rel. gain %": "(AUC-mAP - old/old) / (new/new - old/old): 0 is no better than not "
+    "backfilling, 100 is the new model's quality from the first day; below 0, worse than the "
+    "old system",
+    "NFR %": "negative flip rate: share of queries whose first result was right under old/old "
+    "and is wrong at t, averaged over the curve (regressions users notice)",
+    "passes": "backbone forward passes per query (DRM embeds each query with both models)",
+}
+
+
+def column_glossary() -> str:
+    """A Markdown list saying what each column of :func:`format_table` means."""
+    return "\n".join(f"- **{name}**: {COLUMN_MEANINGS[name]}" for name, _ in COLUMNS[1:])
 
 
 def format_table(results: dict) -> str:
@@ -116,8 +142,10 @@ def format_compatibility(compatibility: dict) -> str:
         verdict = "compatible" if s["compatible"] else "NOT compatible"
         lines.append(
             f"{m}: M({m}, old) = {100 * s['cross_mAP']:.1f} vs M(old, old) = {100 * old_old:.1f} "
-            f"-> {verdict}; update gain {s['update_gain']:.1f}%; own mAP {100 * s['self_mAP']:.1f} "
-            f"({100 * s['cost_vs_independent_new']:+.1f} vs the independent new model)"
+            f"-> {verdict}; update gain {round(s['update_gain'], 1) + 0.0:.1f}%; "
+            f"own mAP {100 * s['self_mAP']:.1f} "
+            f"({round(100 * s['cost_vs_independent_new'], 1) + 0.0:+.1f} vs the independent new "
+            "model)"
         )
     return "\n".join(lines)
 
@@ -131,7 +159,7 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         name = "results.json" if i == 0 else f"results-{res['order']}.json"
         written.append(save_json(res, out / name))
         for stem, fig in (("curves", plot_curves(res)), ("gains", plot_gain_bars(res))):
-            written.append(save_figure(fig, out / f"{stem}-{res['order']}.png"))
+            written += save_figure(fig, out / f"{stem}-{res['order']}.png")
             plt.close(fig)
         md += [
             f"## {res['order']} order",
@@ -143,7 +171,7 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         ]
     written.append(save_json(compatibility, out / "compatibility.json"))
     fig = plot_compatibility(compatibility)
-    written.append(save_figure(fig, out / "compatibility.png"))
+    written += save_figure(fig, out / "compatibility.png")
     plt.close(fig)
     md += [
         "## Compatibility",
@@ -161,7 +189,7 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
             compatibility["old_classes"],
             compatibility.get("class_names"),
         )
-        written.append(save_figure(fig, out / "compatibility-by-class.png"))
+        written += save_figure(fig, out / "compatibility-by-class.png")
         plt.close(fig)
         md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
     first = results[0]

@@ -72,3 +72,15 @@ def test_distance_histograms_count_pairs_on_a_log_axis():
     assert ax.get_yscale() == "log" and "pairs" in ax.get_ylabel()
     tops = sorted(patch.get_path().vertices[:, 1].max() for patch in ax.patches)
     assert tops == pytest.approx([10, 90])  # counts, not densities: 9 irrelevant per relevant
+
+
+def test_a_saved_figure_gets_a_vector_twin_with_the_same_bytes_every_time(results, tmp_path):
+    from backfill_lib.plots import save_figure
+
+    fig = plot_curves(results)
+    first = save_figure(fig, tmp_path / "a" / "curves.png")
+    assert [p.name for p in first] == ["curves.png", "curves.svg"]
+    svg = first[1].read_text()
+    assert svg.startswith("<?xml") and "mAP during backfilling" in svg  # text kept as text
+    second = save_figure(fig, tmp_path / "b" / "curves.png")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
