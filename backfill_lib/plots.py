@@ -96,7 +96,6 @@ def plot_curves(
     results: dict,
     metrics: tuple[str, ...] = ("mAP", "top1"),
     methods: list[str] | None = None,
-    marker_at: float | None = None,
     axes: list[plt.Axes] | None = None,
     highlight: str | None = None,
     legend: str = "right",
@@ -105,9 +104,8 @@ def plot_curves(
 
     old/old and new/new are drawn as horizontal reference lines; the legend (shared by the
     panels) gives each method's AUC under every drawn metric, named. y axes span 0-100%.
-    ``marker_at`` draws a vertical line at that fraction; ``highlight`` draws that method
-    bold and the others faded (the explorer). ``legend``: ``"right"`` of the panels, or
-    ``"below"`` them in two columns (narrow figures).
+    ``highlight`` draws that method bold and the others faded (the explorer). ``legend``:
+    ``"right"`` of the panels, or ``"below"`` them in two columns (narrow figures).
     """
     methods = methods or list(results["methods"])
     if axes is None:
@@ -140,8 +138,6 @@ def plot_curves(
                     label=label,
                     **emphasis,
                 )
-        if marker_at is not None:
-            ax.axvline(100 * marker_at, color="#444", lw=1, ls=":")
         name = METRIC_NAMES.get(metric, metric)
         ax.set(
             xlabel="backfilled share of the gallery t (%)",

@@ -53,14 +53,15 @@ def table_rows(results: dict) -> list[list[str]]:
             100 * m["negative_flip_rate"],
             m["query_forward_passes"],
         )
-        rows.append([_cell(fmt, v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
+        rows.append([_number(fmt, v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
     return rows
 
 
-def _cell(fmt: str, value: object) -> str:
-    """``fmt.format(value)``, with no minus sign on a number that rounds to zero."""
+def _number(fmt: str, value: object) -> str:
+    """``fmt.format(value)``, except that a number that rounds to zero is printed as zero
+    (``0.0`` or ``+0.0``, never ``-0.0``)."""
     text = fmt.format(value)
-    return text.lstrip("-") if isinstance(value, float) and float(text) == 0 else text
+    return fmt.format(0.0) if isinstance(value, float) and float(text) == 0 else text
 
 
 COLUMN_MEANINGS = {
@@ -142,9 +143,9 @@ def format_compatibility(compatibility: dict) -> str:
         verdict = "compatible" if s["compatible"] else "NOT compatible"
         lines.append(
             f"{m}: M({m}, old) = {100 * s['cross_mAP']:.1f} vs M(old, old) = {100 * old_old:.1f} "
-            f"-> {verdict}; update gain {round(s['update_gain'], 1) + 0.0:.1f}%; "
+            f"-> {verdict}; update gain {_number('{:.1f}', s['update_gain'])}%; "
             f"own mAP {100 * s['self_mAP']:.1f} "
-            f"({round(100 * s['cost_vs_independent_new'], 1) + 0.0:+.1f} vs the independent new "
+            f"({_number('{:+.1f}', 100 * s['cost_vs_independent_new'])} vs the independent new "
             "model)"
         )
     return "\n".join(lines)

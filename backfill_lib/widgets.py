@@ -63,6 +63,14 @@ def _img(data: str, width: int, height: int, style: str = "", css_class: str = "
     )
 
 
+def _small_text(ax: plt.Axes) -> None:
+    """Shrink a panel's title, axis labels and ticks for the explorer's small figures."""
+    ax.title.set_fontsize(8)
+    ax.xaxis.label.set_fontsize(7)
+    ax.yaxis.label.set_fontsize(7)
+    ax.tick_params(labelsize=6)
+
+
 class BackfillExplorer:
     """Widgets over one :class:`~backfill_lib.experiments.Experiment` (see the module doc)."""
 
@@ -224,10 +232,7 @@ class BackfillExplorer:
         plot_curves(self.results[order], axes=list(axes), highlight=method, legend="below")
         fig.suptitle(f"{order} order, {method_label(method)} in bold", fontsize=8)
         for ax in axes:
-            ax.title.set_fontsize(8)
-            ax.xaxis.label.set_fontsize(7)
-            ax.yaxis.label.set_fontsize(7)
-            ax.tick_params(labelsize=6)
+            _small_text(ax)
         fig.tight_layout(rect=(0, 0.24, 1, 1), pad=0.3, w_pad=0.8)
         dpi = 100
         width, height = int(fig.bbox.width * dpi / fig.dpi), int(fig.bbox.height * dpi / fig.dpi)
@@ -266,10 +271,7 @@ class BackfillExplorer:
             f"t = {step / self.steps:.0%}",
             ax=ax,
         )
-        ax.title.set_fontsize(8)
-        ax.xaxis.label.set_fontsize(7)
-        ax.yaxis.label.set_fontsize(7)
-        ax.tick_params(labelsize=6)
+        _small_text(ax)
         for text in ax.get_legend().get_texts():
             text.set_fontsize(6)
         fig.subplots_adjust(left=0.17, right=0.97, bottom=0.15, top=0.85)  # tight_layout: slow
