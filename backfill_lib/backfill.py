@@ -25,6 +25,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+__all__ = [
+    "ORDERS",
+    "backfill_steps",
+    "backfilled_mask",
+    "check_order",
+    "cross_part_misranking",
+    "distance_rank_merge",
+    "fractions",
+    "make_order",
+    "mixed_similarities",
+    "pairwise_distances",
+    "part_distances",
+    "random_order",
+    "rank_gallery",
+    "reverse_transformation",
+    "single_space",
+    "softmax_entropy",
+    "TwoPartEmbeddings",
+    "uncertainty_order",
+]
+
 ORDERS = ("random", "uncertainty")
 
 

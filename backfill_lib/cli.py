@@ -9,13 +9,18 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .backfill import ORDERS
-from .data import SETTINGS
-from .experiments import COMPATIBLE_METHODS, METHODS, PROFILES, Experiment, default_config
+from .config import PROFILES, ExperimentConfig, default_config
+from .experiments import Experiment
+from .methods import method_names
 from .report import format_compatibility, format_models, format_table, write_outputs
 from .reproduce import SETTING_NAMES, default_out, reproduce
+from .splits import SETTINGS
 from .storage import default_cache_dir
+
+__all__ = ["build_parser", "main"]
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -86,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--methods",
         nargs="+",
-        default=list(METHODS),
+        default=list(method_names()),
         metavar="METHOD",
-        help=f"any of {' '.join(METHODS)} (old/old and new/new always run)",
+        help=f"any of {' '.join(method_names())} (old/old and new/new always run)",
     )
     demo.add_argument(
         "--orders",
@@ -106,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "against the cached old model",
     )
     _add_common(train)
-    train.add_argument("--model", required=True, choices=("old", "new", *COMPATIBLE_METHODS))
+    train.add_argument(
+        "--model", required=True, choices=("old", "new", *method_names("compatible"))
+    )
     rep = sub.add_parser(
         "reproduce",
         help="every method in every setting over seeds: figures, results.md and the claims",
@@ -118,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace, **fields):
+def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
     config = default_config(args.dataset, args.profile, setting=args.setting, **fields)
     if args.epochs is not None:
         config = replace(
@@ -154,13 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
-            if args.model in COMPATIBLE_METHODS:
-                experiment.train_compatible(args.model)
+            artefacts = experiment.artefacts
+            if args.model in method_names("compatible"):
+                artefacts.train_compatible(args.model)
             else:
-                experiment.model(args.model)
+                artefacts.model(args.model)
             print(
-                f"{args.model}: {experiment.checkpoint_path(args.model)}\n"
-                f"{experiment.describe_accuracy(args.model)}"
+                f"{args.model}: {artefacts.checkpoint_path(args.model)}\n"
+                f"{artefacts.describe_accuracy(args.model)}"
             )
             return 0
         config = _config(

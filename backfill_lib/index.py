@@ -37,6 +37,8 @@ import numpy as np
 
 from .storage import atomic_write
 
+__all__ = ["INDEX_FORMAT", "UNIT_TOLERANCE", "BackfillIndex", "SearchResult", "Transform"]
+
 Transform = Callable[[np.ndarray], np.ndarray]
 INDEX_FORMAT = 1  # bumped whenever the saved file's layout changes
 UNIT_TOLERANCE = 1e-3
@@ -229,7 +231,7 @@ class BackfillIndex:
         if self._old_removes or not self.backfilled.any():
             return None
         selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.ids[self.backfilled]))
-        return faiss.SearchParameters(sel=selector)
+        return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # faiss's stub
 
     @staticmethod
     def _search_part(
@@ -263,7 +265,7 @@ class BackfillIndex:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-                np.savez(fh, meta=meta_bytes, **arrays)
+                np.savez(fh, meta=meta_bytes, **arrays)  # type: ignore[arg-type]  # numpy's stub
 
         return atomic_write(path, write)
 

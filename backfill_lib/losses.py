@@ -24,12 +24,28 @@ All embeddings are unit vectors ``(B, d)`` and labels ``(B,)`` int64. Defaults a
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .models import Discriminator
+
+__all__ = [
+    "AdvBCTLoss",
+    "BCTLoss",
+    "class_means",
+    "class_radii",
+    "class_radius",
+    "ElasticBoundaryLoss",
+    "gradient_reversal",
+    "L2Loss",
+    "MetricCompatibleLoss",
+    "RACTLoss",
+    "regression_loss",
+    "reversal_scale",
+]
 
 
 class BCTLoss(nn.Module):
@@ -39,6 +55,8 @@ class BCTLoss(nn.Module):
     rows for every class (old-model class means) used for labels ``>= C_o`` when
     ``unseen="synthesise"``; with ``unseen="skip"`` those samples are left out.
     """
+
+    weight: torch.Tensor  # a buffer: the (normalised) classifier rows
 
     def __init__(
         self,
@@ -88,12 +106,12 @@ class L2Loss(nn.Module):
 
 class _GradientReversal(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
         ctx.alpha = alpha
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -ctx.alpha * grad, None
 
 
@@ -105,6 +123,12 @@ def gradient_reversal(x: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
 def reversal_scale(progress: float) -> float:
     """The DANN ramp ``2 / (1 + exp(-10 p)) - 1``: 0 at the start, close to 1 at the end."""
     return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+
+
+def class_means(embeddings: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """``(classes, d)``: the mean of ``embeddings (N, d)`` over each class ``0..classes-1``
+    (BCT's synthesised classifier rows, AdvBCT's boundary centres)."""
+    return torch.stack([embeddings[labels == c].mean(0) for c in range(classes)])
 
 
 def class_radius(distances: torch.Tensor, outlier_fence: float | None = 1.5) -> torch.Tensor:
@@ -149,6 +173,9 @@ class ElasticBoundaryLoss(nn.Module):
     code does: a mean over the whole batch would shrink the push as more embeddings get in.
     Labels ``>= C`` (classes the old model never saw) have no boundary and add nothing.
     """
+
+    centres: torch.Tensor  # buffers
+    radii: torch.Tensor
 
     def __init__(self, centres: torch.Tensor, radii: torch.Tensor, r0: float | None = None) -> None:
         super().__init__()

@@ -33,9 +33,22 @@ import torch
 
 from .backfill import TwoPartEmbeddings, backfill_steps, fractions, mixed_similarities
 
+__all__ = [
+    "CURVE_FORMAT",
+    "auc",
+    "class_average_precision",
+    "Curve",
+    "evaluate_curve",
+    "negative_flip_rate",
+    "one_space_curve",
+    "reference_curve",
+    "relative_gain",
+    "update_gain",
+]
+
 # Bumped whenever the evaluator's output changes, so that stored curves are never reused.
 CURVE_FORMAT = 1
-RELEVANT = 1 << 16  # flag bit in the evaluator's per-item code (steps stay below it)
+_RELEVANT = 1 << 16  # flag bit in the evaluator's per-item code (steps stay below it)
 
 
 @dataclass
@@ -100,8 +113,8 @@ def evaluate_curve(
         )
     if n < 2:
         raise ValueError(f"a gallery of {n} items has no other item to retrieve; give 2 or more")
-    if not 1 <= steps < RELEVANT - 2:
-        raise ValueError(f"steps {steps}: give an integer from 1 to {RELEVANT - 3}")
+    if not 1 <= steps < _RELEVANT - 2:
+        raise ValueError(f"steps {steps}: give an integer from 1 to {_RELEVANT - 3}")
     order = np.asarray(order)
     if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
         raise ValueError(
@@ -159,11 +172,11 @@ def _evaluate_chunk(
         sims.append(parts.query_new[q] @ parts.gallery_new.T)
     n_parts = len(sims)
     # per (query, item) code, looked up once per sorted entry: the item's join step (1..S+1;
-    # S+2 for the query itself, whose bin is dropped), plus RELEVANT for the query's class
+    # S+2 for the query itself, whose bin is dropped), plus _RELEVANT for the query's class
     dropped = steps + 2
     code = item_step.expand(b, n).clone()
     code[torch.arange(b), q] = dropped
-    code += RELEVANT * ((labels[None] == labels[q][:, None]) & (code < dropped))
+    code += _RELEVANT * ((labels[None] == labels[q][:, None]) & (code < dropped))
     # rank by similarity, highest first: the same order as d = 2 - 2<q, g>, ascending.
     # Entry P*j + p is item j in part p (0 old, 1 new); the stable sort breaks ties by index
     sim = torch.stack(sims, dim=2).view(b, n_parts * n)
@@ -173,8 +186,8 @@ def _evaluate_chunk(
     is_new = entry % n_parts
     looked_up = torch.gather(code, 1, entry // n_parts)
     del entry
-    relevant = looked_up >= RELEVANT
-    join = looked_up & (RELEVANT - 1)
+    relevant = looked_up >= _RELEVANT
+    join = looked_up & (_RELEVANT - 1)
     del looked_up
     # bucket of an entry = number of relevant entries at or before it: relevant entry i
     # (1-based, in rank order) opens bucket i, so the entries before it fill buckets < i
@@ -219,15 +232,6 @@ def _evaluate_chunk(
     ap = precision.cumsum(2)[:, :, -1] / n_relevant[:, None]  # NaN: no relevant
     first = rank.masked_fill_(dead, torch.iinfo(torch.int64).max).amin(2)
     return ap.T, first.T
-
-
-def average_precision(relevance: np.ndarray) -> float:
-    """AP of one ranking given its relevance flags in rank order; NaN if none is relevant."""
-    relevance = np.asarray(relevance, dtype=bool)
-    if not relevance.any():
-        return float("nan")
-    ranks = np.flatnonzero(relevance) + 1
-    return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
 
 
 def reference_curve(
@@ -301,13 +305,6 @@ def one_space_curve(
     items. Its ``query_ap[0]`` feeds :func:`class_average_precision`."""
     parts = TwoPartEmbeddings(queries, gallery, queries, gallery)
     return evaluate_curve(parts, labels, np.arange(len(gallery)), steps=1)
-
-
-def mean_average_precision(
-    queries: torch.Tensor, gallery: torch.Tensor, labels: torch.Tensor | np.ndarray
-) -> float:
-    """mAP of one space (no backfill): ``queries`` and ``gallery`` hold the same items."""
-    return float(one_space_curve(queries, gallery, labels).mAP[0])
 
 
 def class_average_precision(

@@ -12,6 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = [
+    "ARCHITECTURES",
+    "AirbenchNet",
+    "CifarResNet",
+    "CosineClassifier",
+    "Discriminator",
+    "EmbeddingModel",
+    "make_backbone",
+    "NewEmbeddingHead",
+    "ReverseTransformation",
+    "SmallCNN",
+]
+
 ARCHITECTURES = (
     "cnn-small",
     "airbench",
@@ -198,6 +211,9 @@ class CosineClassifier(nn.Module):
 class EmbeddingModel(nn.Module):
     """``x (B, C, H, W) in [0, 1] -> unit embedding (B, embed_dim)``, plus a classifier."""
 
+    mean: torch.Tensor  # buffers: the input normalisation
+    std: torch.Tensor
+
     def __init__(
         self,
         arch: str,
@@ -215,12 +231,13 @@ class EmbeddingModel(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.backbone = make_backbone(arch, in_channels)
+        out_dim = int(self.backbone.out_dim)  # type: ignore[arg-type]  # set by every backbone
         # BN-neck: centre the pooled features before the bias-free projection. Without it,
         # the mean feature direction dominates normalize(W f + b) for images of classes the
         # model never saw, and they all collapse onto one point.
         self.head = nn.Sequential(
-            nn.BatchNorm1d(self.backbone.out_dim),
-            nn.Linear(self.backbone.out_dim, embed_dim, bias=False),
+            nn.BatchNorm1d(out_dim),
+            nn.Linear(out_dim, embed_dim, bias=False),
         )
         self.classifier = CosineClassifier(embed_dim, num_classes, classifier_scale)
         if channels_last:
@@ -228,7 +245,7 @@ class EmbeddingModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.head[-1].out_features
+        return self.classifier.weight.shape[1]
 
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor) -> None:
@@ -254,6 +271,7 @@ class ReverseTransformation(nn.Module):
     def __init__(self, new_dim: int, old_dim: int, hidden: int = 256) -> None:
         super().__init__()
         self.new_dim, self.old_dim = new_dim, old_dim
+        self.net: nn.Module
         if hidden:
             self.net = nn.Sequential(
                 nn.Linear(new_dim, hidden),

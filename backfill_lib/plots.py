@@ -1,47 +1,41 @@
 """Figures: backfilling curves, AUC bars, the compatibility matrix, distance histograms.
 
 Every function takes the ``results.json`` dictionary (or plain arrays), draws on a new
-figure (or given axes), titles and labels it, and returns the figure. Colours are fixed
-per method so that a method looks the same in every figure of the project.
+figure (or given axes), titles and labels it, and returns the figure. Each method's colour,
+line and label come from the registry (:mod:`backfill_lib.methods`), so a method looks the
+same in every figure of the project.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from .methods import get_method, method_names
 from .storage import atomic_write
 
-# Okabe and Ito's colour-blind-safe palette. Online methods are solid lines, compatible
-# training (the BCT family) dash-dotted with hollow markers, references dashed.
-STYLE = {
-    "old/old": {"color": "#8c8c8c", "ls": "--", "label": "old/old (no backfill)"},
-    "new/new": {"color": "#000000", "ls": "--", "label": "new/new (full backfill)"},
-    "new/old": {"color": "#D55E00", "ls": ":", "marker": "x", "label": "new/old (incompatible)"},
-    "drm": {"color": "#0072B2", "ls": "-", "marker": "o", "label": "DRM (2 passes)"},
-    "bct": {"color": "#CC79A7", "ls": "-.", "marker": "s", "mfc": "white", "label": "BCT"},
-    "advbct": {"color": "#882255", "ls": "-.", "marker": "D", "mfc": "white", "label": "AdvBCT"},
-    "ract": {
-        "color": "#56B4E9",
-        "ls": "-.",
-        "marker": "v",
-        "mfc": "white",
-        "label": "RACT (Hot-Refresh)",
-    },
-    "l2": {"color": "#999933", "ls": "-.", "marker": "^", "mfc": "white", "label": "L2"},
-    "rt": {"color": "#E69F00", "ls": "-", "marker": "P", "label": "RT"},
-    "rt+mc": {
-        "color": "#009E73",
-        "ls": "-",
-        "marker": "*",
-        "lw": 2.6,
-        "ms": 5,
-        "label": "RT+MC (Seo et al.)",
-    },
-}
+__all__ = [
+    "METRIC_NAMES",
+    "PART_COLOUR_NAMES",
+    "PART_COLOURS",
+    "dataset_label",
+    "method_label",
+    "plot_class_map",
+    "plot_compatibility",
+    "plot_curves",
+    "plot_distance_histograms",
+    "plot_gain_bars",
+    "plot_image_grid",
+    "save_figure",
+    "setting_label",
+]
+
 # The two parts of a backfilling gallery, in every figure and in the explorer.
 PART_COLOURS = {"old": "#0072B2", "new": "#D55E00"}  # Okabe-Ito blue and vermillion
 PART_COLOUR_NAMES = {"old": "blue", "new": "orange"}
@@ -49,7 +43,11 @@ METRIC_NAMES = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}
 
 
 def _style(method: str) -> dict:
-    return STYLE.get(method, {"color": None, "ls": "-", "label": method})
+    """A method's line style and ``label`` (from the registry; plain for unknown names)."""
+    if method not in method_names():
+        return {"color": None, "ls": "-", "label": method}
+    registered = get_method(method)
+    return {**registered.style, "label": registered.label}
 
 
 def method_label(method: str) -> str:
@@ -84,8 +82,12 @@ def save_figure(fig: plt.Figure, path: str | Path) -> list[Path]:
         return [
             atomic_write(
                 target,
-                lambda tmp, fmt=target.suffix[1:]: fig.savefig(
-                    tmp, format=fmt, dpi=130, bbox_inches="tight", metadata={"Date": None}
+                partial(
+                    fig.savefig,
+                    format=target.suffix[1:],
+                    dpi=130,
+                    bbox_inches="tight",
+                    metadata={"Date": None},
                 ),
             )
             for target in formats
@@ -109,9 +111,9 @@ def plot_curves(
     """
     methods = methods or list(results["methods"])
     if axes is None:
-        fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.3), squeeze=False)
-        axes = list(axes[0])
-    fig = axes[0].figure
+        _, grid = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.3), squeeze=False)
+        axes = list(grid[0])
+    fig = cast(Figure, axes[0].figure)
     t = 100 * np.asarray(results["fractions"])
     for ax, metric in zip(axes, metrics, strict=True):
         for m in methods:
@@ -122,8 +124,11 @@ def plot_curves(
             )
             label = f"{st['label']}: {aucs}"
             faded = highlight is not None and m != highlight
-            emphasis = {"alpha": 0.35 if faded else 1.0, "zorder": 3 if m == highlight else 2}
-            if m in ("old/old", "new/new"):
+            emphasis: dict[str, Any] = {
+                "alpha": 0.35 if faded else 1.0,
+                "zorder": 3 if m == highlight else 2,
+            }
+            if m in method_names("reference"):
                 ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
             else:
                 ax.plot(
@@ -292,9 +297,9 @@ def plot_distance_histograms(
     On a given ``ax`` the caller lays out the figure.
     """
     created = ax is None
-    if created:
+    if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.8))
-    bins = np.linspace(0, 4, 61)
+    bins = np.linspace(0, 4, 61).tolist()
     for part, data in (("old", old_part), ("new", new_part)):
         for kind, fill in (("relevant", True), ("irrelevant", False)):
             if len(data[kind]):
@@ -315,9 +320,10 @@ def plot_distance_histograms(
         title=title,
     )
     ax.legend(fontsize=8)
+    fig = cast(Figure, ax.figure)
     if created:
-        ax.figure.tight_layout()
-    return ax.figure
+        fig.tight_layout()
+    return fig
 
 
 def plot_image_grid(

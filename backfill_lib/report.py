@@ -27,6 +27,19 @@ from .plots import (
 )
 from .storage import atomic_write, save_json
 
+__all__ = [
+    "COLUMN_MEANINGS",
+    "COLUMNS",
+    "column_glossary",
+    "format_compatibility",
+    "format_models",
+    "format_table",
+    "markdown_table",
+    "models_markdown",
+    "table_rows",
+    "write_outputs",
+]
+
 COLUMNS = (
     ("method", "{}"),
     ("mAP@t=0", "{:.1f}"),

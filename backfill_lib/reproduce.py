@@ -22,14 +22,27 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
-from .experiments import COMPATIBLE_METHODS, METHODS, Experiment, ExperimentConfig, default_config
+from .config import ExperimentConfig, default_config
+from .experiments import Experiment
+from .methods import method_names
 from .report import markdown_table, models_markdown, write_outputs
 from .storage import atomic_write, save_json
 
+__all__ = [
+    "HETEROGENEOUS",
+    "SETTING_NAMES",
+    "check_claims",
+    "Claim",
+    "default_out",
+    "reproduce",
+    "setting_config",
+    "spread_over_seeds",
+]
+
 SETTING_NAMES = ("extended-class", "heterogeneous", "extended-data", "open-class")
-NO_COMPATIBLE = tuple(m for m in METHODS if m not in COMPATIBLE_METHODS)
 # The profile's architecture -> (old, new) architectures of the heterogeneous setting.
 HETEROGENEOUS = {
     "cnn-small": ("cnn-small", "resnet20"),
@@ -56,7 +69,7 @@ def setting_config(
         setting="extended-class" if name == "heterogeneous" else name,
         old=old,
         new=new,
-        methods=NO_COMPATIBLE if cheap else METHODS,
+        methods=method_names("reference", "baseline", "online") if cheap else method_names(),
         order_seed=seed,
     )
 
@@ -105,7 +118,7 @@ def check_claims(results: dict[str, dict]) -> list[Claim]:
             for o in results
         )
         claims.append(Claim(label, holds, "AUC-mAP " + "; ".join(parts)))
-    compatible = [m for m in COMPATIBLE_METHODS if m in rnd]
+    compatible = [m for m in method_names("compatible") if m in rnd]
     below = {m: rnd[m]["final_mAP"] < new_new for m in compatible}
     claims.append(
         Claim(
@@ -185,7 +198,7 @@ def reproduce(
         note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
         text = title + note + "\n".join(sections)
         save_json(summary, out / "summary.json")
-        path = atomic_write(out / "results.md", lambda tmp, text=text: tmp.write_text(text))
+        path = atomic_write(out / "results.md", partial(Path.write_text, data=text))
     return path
 
 
@@ -193,7 +206,7 @@ def spread_over_seeds(per_seed: list[dict]) -> dict:
     """Mean and standard deviation over seeds of AUC-mAP, relative gain, final mAP and the mAP
     at t = 0 (``mAP_t0``: M(new, old) for a compatible method), per order and method; for
     ``mAP_t0`` also ``above_old_old``, on how many seeds it beat that seed's old/old."""
-    out = {}
+    out: dict[str, dict] = {}
     for order in per_seed[0]:
         for method in per_seed[0][order]["methods"]:
             for key in ("auc_mAP", "relative_gain", "final_mAP", "mAP_t0"):
@@ -215,7 +228,15 @@ def _metric(method_results: dict, key: str) -> float:
     return method_results["mAP"][0] if key == "mAP_t0" else method_results[key]
 
 
-def _section(name, config, first, spread, claims, seeds, minutes) -> str:
+def _section(
+    name: str,
+    config: ExperimentConfig,
+    first: dict[str, dict],
+    spread: dict[str, dict],
+    claims: list[Claim],
+    seeds: tuple[int, ...],
+    minutes: float,
+) -> str:
     lines = [
         f"## {name}",
         "",
@@ -245,7 +266,7 @@ def _section(name, config, first, spread, claims, seeds, minutes) -> str:
             ]
     lines += [f"Models (seed {seeds[0]}):", "", models_markdown(next(iter(first.values()))), ""]
     t0 = spread[next(iter(spread))]  # the mAP at t = 0 does not depend on the order
-    compatible = [m for m in t0 if m in COMPATIBLE_METHODS]
+    compatible = [m for m in t0 if m in method_names("compatible")]
     if len(seeds) > 1 and compatible:
         old_old = t0["old/old"]["mAP_t0"]
         lines += [

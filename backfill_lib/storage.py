@@ -22,6 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = [
+    "CACHE_ENV",
+    "FILE_MODE",
+    "FORMAT_VERSION",
+    "atomic_write",
+    "config_key",
+    "ConfigMismatchError",
+    "content_key",
+    "CorruptFileError",
+    "default_cache_dir",
+    "exclusive",
+    "load_derived",
+    "load_torch",
+    "save_json",
+    "save_torch",
+]
+
 CACHE_ENV = "BACKFILL_CACHE"
 # Bumped whenever model or training code changes what a configuration produces, so that
 # stale checkpoints and embeddings are never reused.
@@ -92,7 +109,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` atomically.
 
     If ``write`` raises (or the process dies), ``path`` keeps its previous content. The file

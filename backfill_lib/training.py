@@ -1,4 +1,4 @@
-"""Training loops, kept apart from the models: classifiers, compatible new models, psi.
+"""Training loops, kept apart from the models: classifiers and compatible new models.
 
 - :func:`fit` trains an :class:`~backfill_lib.models.EmbeddingModel` under an *objective*
   (a module ``objective(model, images, labels, progress) -> loss``) with SGD + cosine LR,
@@ -7,8 +7,8 @@
   last finished epoch and ends with the same weights as an uninterrupted one.
 - :func:`train_or_load` wraps it in the cache: the checkpoint's name is the hash of the
   full configuration, so re-running reuses it and any change retrains.
-- :func:`fit_transformation` trains the reverse transformation psi (and optionally rho) on
-  cached embeddings of the frozen backbones: seconds on a CPU.
+
+The reverse transformation psi is trained in :mod:`backfill_lib.transformation`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,35 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm, trange
+from tqdm.auto import trange
 
 from .data import augment
-from .losses import MetricCompatibleLoss, regression_loss
-from .models import EmbeddingModel, NewEmbeddingHead, ReverseTransformation
+from .models import EmbeddingModel
 from .storage import config_key, exclusive, load_derived, load_torch, save_torch
+
+__all__ = [
+    "PRECISIONS",
+    "SCHEDULES",
+    "accuracy",
+    "checkpoint_path",
+    "ClassifierObjective",
+    "CompatibleObjective",
+    "default_device",
+    "embed",
+    "fit",
+    "make_scheduler",
+    "train_or_load",
+    "TrainConfig",
+    "TrainingDivergedError",
+]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -103,6 +119,8 @@ class CompatibleObjective(nn.Module):
     are trained and saved with the new model.
     """
 
+    old_model: EmbeddingModel
+
     def __init__(
         self,
         old_model: EmbeddingModel,
@@ -147,7 +165,7 @@ def make_scheduler(
     )
 
 
-def partial_checkpoint_path(checkpoint: Path) -> Path:
+def _partial_checkpoint_path(checkpoint: Path) -> Path:
     """Where :func:`fit` keeps its per-epoch checkpoint while ``checkpoint`` is trained."""
     return checkpoint.with_name(checkpoint.stem + ".partial.pt")
 
@@ -167,6 +185,11 @@ def fit(
     ``images (N, C, H, W)`` uint8, ``labels (N,)``. With ``checkpoint``, a partial
     checkpoint (``<name>.partial.pt``) is written after each epoch and resumed from.
     """
+    n = len(labels)
+    if config.epochs < 1 or n < 2:
+        raise ValueError(
+            f"{desc}: need epochs >= 1 and at least 2 images (got {config.epochs}, {n})"
+        )
     device = default_device()
     model.to(device)
     objective.to(device)
@@ -174,49 +197,26 @@ def fit(
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
     )
-    n = len(labels)
-    if config.epochs < 1 or n < 2:
-        raise ValueError(
-            f"{desc}: need epochs >= 1 and at least 2 images (got {config.epochs}, {n})"
-        )
-    batch = min(config.batch_size, n)
-    steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm needs > 1 sample
-    total = config.epochs * steps_per_epoch
-    scheduler = make_scheduler(optimizer, config, total)
-    partial = partial_checkpoint_path(checkpoint) if checkpoint else None
-    history: list[float] = []
-    start = 0
+    steps_per_epoch = n // min(config.batch_size, n)  # drop the last partial batch (BatchNorm)
+    scheduler = make_scheduler(optimizer, config, config.epochs * steps_per_epoch)
+    modules: dict[str, Any] = dict(
+        model=model, objective=objective, optimizer=optimizer, scheduler=scheduler
+    )
+    partial = _partial_checkpoint_path(checkpoint) if checkpoint else None
     state = load_derived(partial, checkpoint_config) if partial is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
         start, history = state["epoch"], state["history"]
     else:
         model.init_from_data(images[:5000].to(device).float() / 255)
+        start, history = 0, []
     images, labels = images.to(device), labels.to(device)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
     bar = trange(start, config.epochs, desc=desc, leave=False, initial=start, total=config.epochs)
     for epoch in bar:
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen).to(device)
-        model.train()
-        objective.train()
-        running = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            idx = order[i * batch : (i + 1) * batch]
-            x = augment(images[idx], gen) if config.augment else images[idx]
-            with autocast:
-                loss = objective(
-                    model, x.float() / 255, labels[idx], (epoch * steps_per_epoch + i) / total
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += loss.detach()
-        history.append(float(running) / steps_per_epoch)
+        history.append(
+            _train_epoch(model, objective, optimizer, scheduler, images, labels, config, epoch)
+        )
         if not math.isfinite(history[-1]):
             raise TrainingDivergedError(
                 f"{desc}: the loss became {history[-1]} in epoch {epoch + 1}; lower the learning "
@@ -224,16 +224,9 @@ def fit(
             )
         bar.set_postfix(loss=f"{history[-1]:.3f}")
         if partial is not None:
+            states = {name: module.state_dict() for name, module in modules.items()}
             save_torch(
-                {
-                    "config": checkpoint_config,
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "model": model.state_dict(),
-                    "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                },
+                {"config": checkpoint_config, "epoch": epoch + 1, "history": history, **states},
                 partial,
             )
     model.eval()
@@ -244,6 +237,42 @@ def fit(
             stacklevel=2,
         )
     return history
+
+
+def _train_epoch(
+    model: EmbeddingModel,
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+) -> float:
+    """One epoch of :func:`fit`; the mean loss. Its shuffle and augmentation are seeded by
+    ``(config.seed, epoch)`` alone, so a resumed run repeats them exactly."""
+    n, device = len(labels), images.device
+    batch = min(config.batch_size, n)
+    steps_per_epoch = n // batch
+    total = config.epochs * steps_per_epoch
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=gen).to(device)
+    model.train()
+    objective.train()
+    running = torch.zeros((), device=device)
+    for i in range(steps_per_epoch):
+        idx = order[i * batch : (i + 1) * batch]
+        x = augment(images[idx], gen) if config.augment else images[idx]
+        with autocast:
+            progress = (epoch * steps_per_epoch + i) / total
+            loss = objective(model, x.float() / 255, labels[idx], progress)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running += loss.detach()
+    return float(running) / steps_per_epoch
 
 
 def checkpoint_path(cache_dir: Path, name: str, cache_config: dict) -> Path:
@@ -287,7 +316,7 @@ def train_or_load(
             },
             path,
         )
-        partial_checkpoint_path(path).unlink(missing_ok=True)
+        _partial_checkpoint_path(path).unlink(missing_ok=True)
     return model, objective, history
 
 
@@ -309,110 +338,3 @@ def accuracy(model: EmbeddingModel, images: torch.Tensor, labels: torch.Tensor) 
     """Top-1 accuracy of the model's classifier (labels must be in its class range)."""
     logits = model.classifier(embed(model, images))
     return float((logits.argmax(1) == labels).float().mean())
-
-
-@dataclass(frozen=True)
-class TransformConfig:
-    """How psi (and rho) are trained. ``mc_weight`` = 0 gives plain RT (regression only).
-
-    Defaults chosen on a validation split of the training set (see docs/choices.md).
-    """
-
-    hidden: int = 256
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    mc_weight: float = 0.0
-    tau: float = 0.1
-    learn_new_head: bool = False
-    seed: int = 0
-
-
-@dataclass
-class Transformation:
-    """A trained psi and optional rho, with its loss history."""
-
-    psi: ReverseTransformation
-    rho: NewEmbeddingHead | None
-    history: list[float]
-
-    @torch.no_grad()
-    def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
-        """psi: ``(N, d_n) -> (N, d_o)`` unit."""
-        return self.psi.eval()(new_embeddings)
-
-    @torch.no_grad()
-    def new_head(self, new_embeddings: torch.Tensor) -> torch.Tensor:
-        """rho: ``(N, d_n) -> (N, d_n)``; the identity when rho is not learned."""
-        return new_embeddings if self.rho is None else self.rho.eval()(new_embeddings)
-
-
-def fit_transformation(
-    new_embeddings: torch.Tensor,
-    old_embeddings: torch.Tensor,
-    labels: torch.Tensor,
-    config: TransformConfig = TransformConfig(),
-    cache_dir: Path | None = None,
-    cache_config: dict | None = None,
-) -> Transformation:
-    """Train psi: ``L = L_rt + mc_weight * L_mc`` on frozen training embeddings.
-
-    ``new_embeddings (N, d_n)``, ``old_embeddings (N, d_o)``, ``labels (N,)``. Cached under
-    ``cache_dir/checkpoints/transform-<key>.pt`` when ``cache_config`` is given.
-    """
-    for name, x in (("new_embeddings", new_embeddings), ("old_embeddings", old_embeddings)):
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} holds NaN or infinite values")
-    if len(new_embeddings) != len(old_embeddings) or len(labels) != len(new_embeddings):
-        raise ValueError("new_embeddings, old_embeddings and labels must have the same length")
-    torch.manual_seed(config.seed)
-    psi = ReverseTransformation(new_embeddings.shape[1], old_embeddings.shape[1], config.hidden)
-    rho = NewEmbeddingHead(new_embeddings.shape[1]) if config.learn_new_head else None
-    modules = nn.ModuleList([psi] + ([rho] if rho is not None else []))
-    full_config = {**(cache_config or {}), "transform": asdict(config)}
-    path = None
-    if cache_dir is not None and cache_config is not None:
-        path = Path(cache_dir) / "checkpoints" / f"transform-{config_key(full_config)}.pt"
-        if path.exists():
-            state = load_torch(path, full_config)
-            modules.load_state_dict(state["modules"])
-            return Transformation(psi.eval(), rho, state["history"])
-    mc_loss = MetricCompatibleLoss(config.tau)
-    optimizer = torch.optim.AdamW(
-        modules.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    n = len(labels)
-    batch = min(config.batch_size, n)
-    steps = n // batch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps)
-    gen = torch.Generator().manual_seed(config.seed)
-    history = []
-    for _ in tqdm(
-        range(config.epochs), desc="psi" if config.mc_weight == 0 else "psi+mc", leave=False
-    ):
-        modules.train()
-        order = torch.randperm(n, generator=gen)
-        running = torch.zeros(())
-        for i in range(steps):
-            idx = order[i * batch : (i + 1) * batch]
-            new, old = new_embeddings[idx], old_embeddings[idx]
-            transformed = psi(new)
-            loss = regression_loss(transformed, old)
-            if config.mc_weight:
-                head = rho(new) if rho is not None else new
-                loss = loss + config.mc_weight * mc_loss(transformed, labels[idx], head, old)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += loss.detach()
-        history.append(float(running) / steps)
-    if history and not math.isfinite(history[-1]):
-        raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
-    modules.eval()
-    if path is not None:
-        save_torch(
-            {"config": full_config, "history": history, "modules": modules.state_dict()}, path
-        )
-    return Transformation(psi, rho, history)

@@ -35,7 +35,8 @@ import torch
 from PIL import Image
 
 from .backfill import backfilled_mask, part_distances, rank_gallery
-from .experiments import REFERENCE_METHODS, Experiment
+from .experiments import Experiment
+from .methods import method_names
 from .plots import (
     PART_COLOUR_NAMES,
     PART_COLOURS,
@@ -44,9 +45,11 @@ from .plots import (
     plot_distance_histograms,
 )
 
-THUMBNAIL_PX = 64
-ROW = "display:flex; flex-wrap:wrap; gap:12px; align-items:flex-start"
-MARKER = "position:absolute; border-left:2px dashed #222; pointer-events:none"
+__all__ = ["BackfillExplorer"]
+
+_THUMBNAIL_PX = 64
+_ROW = "display:flex; flex-wrap:wrap; gap:12px; align-items:flex-start"
+_MARKER = "position:absolute; border-left:2px dashed #222; pointer-events:none"
 
 
 def _png_base64(fig: plt.Figure, dpi: int = 100) -> str:
@@ -81,11 +84,11 @@ class BackfillExplorer:
         config = experiment.config
         self.steps = config.steps
         self.results = {order: experiment.results(order) for order in config.orders}
-        self.methods = [m for m in config.methods if m not in REFERENCE_METHODS]
+        self.methods = [m for m in config.methods if m not in method_names("reference")]
         self.orders = {order: experiment.order(order) for order in config.orders}
         self.parts = {m: experiment.parts(m) for m in self.methods}
-        self.images, self.labels = experiment.test_data
-        self.class_names = experiment.dataset.class_names
+        self.images, self.labels = experiment.data.test_data
+        self.class_names = experiment.data.dataset.class_names
         self.top_k = top_k
         n = len(self.labels)
         sample = np.random.default_rng(0).permutation(n)[: min(histogram_queries, n)]
@@ -161,12 +164,14 @@ class BackfillExplorer:
             "relevant": relevant.tolist(),
         }
 
-    def _retrieved(self, method: str, order: str, step: int, query: int):
+    def _retrieved(
+        self, method: str, order: str, step: int, query: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = backfilled_mask(self.orders[order], step / self.steps)
-        ids, _ = rank_gallery(
+        ranked, _ = rank_gallery(
             self.parts[method], mask, self.top_k, queries=torch.tensor([query]), exclude_self=True
         )
-        ids = ids[0].numpy()
+        ids = ranked[0].numpy()
         return ids, mask[ids], (self.labels[ids] == self.labels[query]).numpy()
 
     # curated queries ---------------------------------------------------------------------
@@ -219,7 +224,7 @@ class BackfillExplorer:
         curves = self._curves_html(s["order"], s["method"], s["fraction"])
         histogram, width, height = self._render_histogram(s["method"], s["order"], s["step"])
         self.view.value = (
-            f"{metrics}<div style='{ROW}'>{curves}"
+            f"{metrics}<div style='{_ROW}'>{curves}"
             f"{_img(histogram, width, height, css_class='bf-histogram')}</div>"
             f"{self._strip_html(s)}"
         )
@@ -250,7 +255,7 @@ class BackfillExplorer:
     def _curves_html(self, order: str, method: str, fraction: float) -> str:
         data, width, height, boxes = self._render_curves(order, method)
         markers = "".join(
-            f"<div class='bf-marker' data-fraction='{fraction:.2f}' style='{MARKER}; "
+            f"<div class='bf-marker' data-fraction='{fraction:.2f}' style='{_MARKER}; "
             f"left:{left + fraction * (right - left) - 1:.1f}px; top:{top:.1f}px; "
             f"height:{bottom - top:.1f}px'></div>"
             for left, right, top, bottom in boxes
@@ -272,15 +277,17 @@ class BackfillExplorer:
             ax=ax,
         )
         _small_text(ax)
-        for text in ax.get_legend().get_texts():
-            text.set_fontsize(6)
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(6)
         fig.subplots_adjust(left=0.17, right=0.97, bottom=0.15, top=0.85)  # tight_layout: slow
         return _png_base64(fig), int(fig.bbox.width), int(fig.bbox.height)
 
     def _thumbnail_png(self, item: int) -> str:
         pixels = self.images[item].permute(1, 2, 0).numpy()
         image = Image.fromarray(255 - pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        image = image.resize((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.NEAREST)
+        image = image.resize((_THUMBNAIL_PX, _THUMBNAIL_PX), Image.Resampling.NEAREST)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode()
@@ -289,8 +296,8 @@ class BackfillExplorer:
         name = html.escape(self.class_names[int(self.labels[item])])
         border = f"border:3px solid {colour}"
         return (
-            f"<div style='text-align:center; width:{THUMBNAIL_PX + 6}px; font-size:11px; "
-            f"color:{colour}'>{_img(self._thumbnail(item), THUMBNAIL_PX, THUMBNAIL_PX, border)}"
+            f"<div style='text-align:center; width:{_THUMBNAIL_PX + 6}px; font-size:11px; "
+            f"color:{colour}'>{_img(self._thumbnail(item), _THUMBNAIL_PX, _THUMBNAIL_PX, border)}"
             f"{caption}<br>{name}</div>"
         )
 

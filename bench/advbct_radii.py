@@ -13,26 +13,22 @@ the models of the reported setting (seed 0) from the cache, on training images o
 
 from __future__ import annotations
 
-import argparse
+from _common import experiment_parser
 
-from backfill_lib.experiments import Experiment, class_means
-from backfill_lib.losses import class_radii
+from backfill_lib.experiments import Experiment
+from backfill_lib.losses import class_means, class_radii
 from backfill_lib.reproduce import setting_config
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-root")
-    parser.add_argument("--cache")
-    args = parser.parse_args()
+    args = experiment_parser(__doc__.splitlines()[0]).parse_args()
     experiment = Experiment(
         setting_config(args.dataset, "cpu", "extended-class", 0), args.data_root, args.cache
     )
-    labels = experiment.train_data[1]
+    labels = experiment.data.training_data("new")[1]
     old = experiment.embeddings("old", "train")
     new = experiment.embeddings("new", "train")
-    centres = class_means(old, labels, experiment.split.old_classes)
+    centres = class_means(old, labels, experiment.data.split.old_classes)
     radii = zip(
         class_radii(old, labels, centres, None), class_radii(old, labels, centres), strict=True
     )

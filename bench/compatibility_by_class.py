@@ -13,21 +13,20 @@ themselves sit close to them.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 import torch.nn.functional as F
+from _common import experiment_parser
 
-from backfill_lib.experiments import COMPATIBLE_METHODS, Experiment, default_config
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
+from backfill_lib.methods import method_names
 from backfill_lib.training import embed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-root")
-    parser.add_argument("--cache")
+    parser = experiment_parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--bct-unseen",
         nargs="+",
@@ -36,7 +35,7 @@ def main() -> None:
         help="BCT variants for classes the old model never saw",
     )
     args = parser.parse_args()
-    base = default_config(args.dataset, validation=True, methods=COMPATIBLE_METHODS)
+    base = default_config(args.dataset, validation=True, methods=method_names("compatible"))
     rows = {}
     for unseen in args.bct_unseen:
         losses = {
@@ -48,7 +47,7 @@ def main() -> None:
         for name, values in per_class.items():
             label = f"bct ({unseen})" if name == "bct" else name
             rows.setdefault(label, values)
-    seen = experiment.split.old_classes
+    seen = experiment.data.split.old_classes
     classes = sorted(rows["old/old"])
     print(
         f"mAP (%) against the old gallery, validation split; classes < {seen} seen by the old model"
@@ -62,10 +61,10 @@ def main() -> None:
             f"{100 * ap.mean():6.1f}   " + " ".join(f"{100 * v:4.0f}" for v in ap)
         )
     old_model = experiment.model("old")
-    keep = experiment.split.old_indices
-    embeddings = embed(old_model, experiment.dataset.train_images[keep])
+    keep = experiment.data.split.old_indices
+    embeddings = embed(old_model, experiment.data.dataset.train_images[keep])
     own_row = F.normalize(old_model.classifier.weight.detach(), dim=1)
-    cosine = (embeddings * own_row[experiment.dataset.train_labels[keep]]).sum(1)
+    cosine = (embeddings * own_row[experiment.data.dataset.train_labels[keep]]).sum(1)
     print(
         f"old training embeddings: mean cosine to their own class row {cosine.mean():.2f} "
         f"(sd {cosine.std():.2f})"

@@ -11,11 +11,13 @@ final in <= 0.5 s on the 2-core machine. Last line: ``ratio <median first visit 
     python bench/explorer.py --dataset imagefolder:../shared/datasets/cifar10 --cache DIR
 """
 
-import argparse
 import statistics
 import time
 
-from backfill_lib.experiments import Experiment, default_config
+from _common import experiment_parser
+
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
 from backfill_lib.widgets import BackfillExplorer
 
 METHODS = ("new/old", "drm", "bct", "rt", "rt+mc")  # notebook 06's
@@ -29,11 +31,10 @@ def timed(assign) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--cache", default=None, help="cache with the trained models")
+    parser = experiment_parser(__doc__.splitlines()[0], cache_help="cache with the trained models")
     args = parser.parse_args()
-    experiment = Experiment(default_config(args.dataset, methods=METHODS), cache_dir=args.cache)
+    config = default_config(args.dataset, methods=METHODS)
+    experiment = Experiment(config, args.data_root, cache_dir=args.cache)
     for order in experiment.config.orders:  # the curves are cached; load them before timing
         experiment.results(order)
     start = time.perf_counter()

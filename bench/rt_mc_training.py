@@ -14,15 +14,16 @@ from __future__ import annotations
 import tempfile
 import time
 
-from backfill_lib.experiments import Experiment, default_config
-from backfill_lib.training import fit_transformation
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
+from backfill_lib.transformation import fit_transformation
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         exp = Experiment(default_config("digits"), cache_dir=cache)
         new, old = exp.embeddings("new", "train"), exp.embeddings("old", "train")
-        labels = exp.train_data[1]
+        labels = exp.data.training_data("new")[1]
         start = time.perf_counter()
         fit_transformation(new, old, labels, exp.config.rt_mc)
         seconds = time.perf_counter() - start

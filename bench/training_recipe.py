@@ -24,7 +24,10 @@ import tempfile
 import time
 from dataclasses import fields, replace
 
-from backfill_lib.experiments import Experiment, default_config
+from _common import experiment_parser
+
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
 from backfill_lib.training import TrainConfig
 
 PREVIOUS_CPU_RECIPE = TrainConfig(
@@ -48,11 +51,11 @@ def evaluate(label: str, recipe: TrainConfig, args: argparse.Namespace, cache: s
     """Train (or load) the new model with ``recipe``; print accuracy, mAP, time; return time."""
     base = default_config(args.dataset, "cpu", validation=args.split == "validation")
     experiment = Experiment(replace(base, new=recipe, methods=()), args.data_root, cache)
-    cached = experiment.checkpoint_path("new").exists()
+    cached = experiment.artefacts.checkpoint_path("new").exists()
     start = time.perf_counter()
     experiment.model("new")
     seconds = time.perf_counter() - start
-    accuracy = experiment.accuracy("new")
+    accuracy = experiment.artefacts.accuracy("new")
     new_new = experiment.retrieval_mAP("new", "new")
     timing = "cached" if cached else f"{seconds / 60:5.1f} min"
     print(
@@ -64,10 +67,11 @@ def evaluate(label: str, recipe: TrainConfig, args: argparse.Namespace, cache: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="imagefolder:../shared/datasets/cifar10")
-    parser.add_argument("--data-root")
-    parser.add_argument("--cache", help="cache folder (default: a fresh temporary one)")
+    parser = experiment_parser(
+        __doc__.splitlines()[0],
+        dataset="imagefolder:../shared/datasets/cifar10",
+        cache_help="cache folder (default: a fresh temporary one)",
+    )
     parser.add_argument("--split", choices=("test", "validation"), default="test")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--vary", nargs="*", metavar="FIELD=V1,V2")

@@ -3,7 +3,7 @@
 Trains on 80% of the training images, evaluates on the other 20% (``validation=True``),
 and prints, for each candidate, the validation AUC-mAP of the online-backfilling curve
 (random order) and, for the compatible methods, the cross-model and own mAP. The chosen
-values are the defaults in ``backfill_lib/experiments.py`` and ``backfill_lib/training.py``;
+values are the defaults in ``backfill_lib/config.py`` and ``backfill_lib/methods.py``;
 docs/choices.md records them. Each grid runs over ``--seeds`` (seed s: old model 2s, new 2s+1,
 as in ``backfill reproduce``) and prints one row per seed and the mean.
 
@@ -17,24 +17,19 @@ An empty list (e.g. ``--weights`` alone) skips that grid.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from dataclasses import replace
 
-from backfill_lib.experiments import (
-    COMPATIBLE_METHODS,
-    Experiment,
-    ExperimentConfig,
-    default_config,
-)
+from _common import experiment_parser
+
+from backfill_lib.config import ExperimentConfig, default_config
+from backfill_lib.experiments import Experiment
+from backfill_lib.methods import method_names
 from backfill_lib.reproduce import setting_config
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-root")
-    parser.add_argument("--cache")
+    parser = experiment_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
         "--scales",
@@ -53,8 +48,8 @@ def main() -> None:
     parser.add_argument(
         "--weight-methods",
         nargs="+",
-        default=list(COMPATIBLE_METHODS),
-        choices=COMPATIBLE_METHODS,
+        default=list(method_names("compatible")),
+        choices=method_names("compatible"),
         help="the compatible methods whose --weights are gridded, in this order",
     )
     parser.add_argument(

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

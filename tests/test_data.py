@@ -8,14 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from backfill_lib.data import (
-    DatasetNotFoundError,
-    augment,
-    evaluation_set,
-    load_dataset,
-    make_split,
-    validation_holdout,
-)
+from backfill_lib.data import DatasetNotFoundError, augment, load_dataset
+from backfill_lib.splits import evaluation_set, make_split, validation_holdout
 
 
 def test_digits_loads_offline_with_a_stratified_split():

@@ -8,7 +8,8 @@ import pytest
 from backfill_lib import experiments
 from backfill_lib.backfill import single_space
 from backfill_lib.cli import main
-from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
 from backfill_lib.metrics import evaluate_curve
 
 pytestmark = pytest.mark.slow  # trains the demo's models once per session
@@ -124,7 +125,7 @@ def test_old_classifier_rows_sit_on_the_old_class_means(demo, cache):
     query where they point at the old model's own class means (why digits uses scale 2)."""
     exp = Experiment(default_config("digits"), cache_dir=cache)
     alignment = exp.classifier_alignment("old")
-    assert sorted(alignment) == list(range(exp.split.old_classes))
+    assert sorted(alignment) == list(range(exp.data.split.old_classes))
     assert min(alignment.values()) > 0.9
 
 
@@ -132,9 +133,11 @@ def test_rt_at_t0_is_psi_query_against_the_old_gallery(cache):
     exp = Experiment(default_config("digits", methods=("rt",), orders=("random",)), cache_dir=cache)
     parts = exp.parts("rt")
     order = exp.order("random")
-    curve = evaluate_curve(parts, exp.test_labels, order)
+    curve = evaluate_curve(parts, exp.data.test_labels, order)
     transformed_only = evaluate_curve(
-        single_space(parts.query_old, parts.gallery_old, parts.gallery_old), exp.test_labels, order
+        single_space(parts.query_old, parts.gallery_old, parts.gallery_old),
+        exp.data.test_labels,
+        order,
     )
     assert curve.mAP[0] == transformed_only.mAP[0]
     np.testing.assert_array_equal(curve.top1_hits[0], transformed_only.top1_hits[0])
@@ -188,7 +191,7 @@ def test_a_damaged_checkpoint_is_named_and_damaged_curves_are_computed_again(
     assert rerun["methods"] == demo["random"]["methods"]  # computed again, identical
     moved_aside = list((copy / "curves").glob("*.pt.corrupt"))
     assert moved_aside and all(p.with_suffix("").stat().st_size > 0 for p in moved_aside)
-    checkpoint = Experiment(config, cache_dir=copy).checkpoint_path("old")
+    checkpoint = Experiment(config, cache_dir=copy).artefacts.checkpoint_path("old")
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     assert main(["train", "--model", "old", "--cache", str(copy)]) == 2
     assert f"{checkpoint} cannot be read" in capsys.readouterr().err
@@ -206,7 +209,7 @@ def test_compatible_method_needs_equal_dims(tmp_path):
 def test_an_unknown_advbct_unseen_option_is_named(tmp_path):
     from dataclasses import replace
 
-    losses = dict(experiments.COMPATIBLE_LOSS_DEFAULTS)
+    losses = dict(default_config().compatible_losses)
     losses["advbct"] = {**losses["advbct"], "unseen": "ignore"}
     cfg = default_config("digits", methods=("advbct",), compatible_losses=losses)
     cfg = replace(cfg, old=replace(cfg.old, epochs=1), new=replace(cfg.new, epochs=1))
@@ -232,18 +235,21 @@ def test_validation_mode_holds_out_a_fifth_of_the_training_images(tmp_path, caps
     cfg = default_config("digits", validation=True, methods=())
     cfg = replace(cfg, old=replace(cfg.old, epochs=3), new=replace(cfg.new, epochs=3))
     experiment = Experiment(cfg, cache_dir=tmp_path)
-    train = experiment.dataset.train_labels
-    images, labels = experiment.labelled_test_data
+    train = experiment.data.dataset.train_labels
+    images, labels = experiment.data.labelled_test_data
     assert abs(len(labels) - 0.2 * len(train)) <= 10  # stratified: about 20% per class
-    assert len(experiment.split.new_indices) + len(labels) == len(train)  # disjoint, complete
-    assert len(experiment.test_labels) == len(labels)  # extended-class tests every class
-    accuracy = experiment.accuracy("new")
+    assert len(experiment.data.split.new_indices) + len(labels) == len(train)  # disjoint, complete
+    assert len(experiment.data.test_labels) == len(labels)  # extended-class tests every class
+    accuracy = experiment.artefacts.accuracy("new")
     captured = capsys.readouterr()
     assert "new: trained; top-1" in captured.out + captured.err
     assert 0.3 < accuracy <= 1.0  # three epochs learn well above chance (0.1)
     model = experiment.model("new")
     logits = model.classifier(model.eval()(images.float() / 255))
     assert accuracy == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
-    old_known = experiment.labelled_test_data[1] < 5
-    assert "of its 5 classes" in experiment.describe_accuracy("old")
-    assert f"on the {int(old_known.sum())} validation images" in experiment.describe_accuracy("old")
+    old_known = experiment.data.labelled_test_data[1] < 5
+    assert "of its 5 classes" in experiment.artefacts.describe_accuracy("old")
+    assert (
+        f"on the {int(old_known.sum())} validation images"
+        in experiment.artefacts.describe_accuracy("old")
+    )

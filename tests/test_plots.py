@@ -6,7 +6,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from backfill_lib.plots import STYLE, plot_curves
+from backfill_lib.methods import get_method, method_names
+from backfill_lib.plots import plot_curves
 
 matplotlib.use("Agg")
 RESULTS = Path(__file__).resolve().parents[1] / "figures" / "cifar10" / "extended-class"
@@ -36,16 +37,17 @@ def test_the_legend_names_the_metric_of_every_auc(results):
     texts = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     rt_mc = results["methods"]["rt+mc"]
     expected = (
-        f"{STYLE['rt+mc']['label']}: AUC-mAP {100 * rt_mc['auc_mAP']:.1f}, "
+        f"{get_method('rt+mc').label}: AUC-mAP {100 * rt_mc['auc_mAP']:.1f}, "
         f"AUC-top1 {100 * rt_mc['auc_top1']:.1f}"
     )
     assert expected in texts and len(texts) == len(results["methods"])
 
 
 def test_the_palette_tells_every_method_apart():
-    drawn = [(s["color"], s["ls"], s.get("marker")) for s in STYLE.values()]
+    styles = [get_method(m).style for m in method_names()]
+    drawn = [(s["color"], s["ls"], s.get("marker")) for s in styles]
     assert len(set(drawn)) == len(drawn)
-    assert len({s["color"] for s in STYLE.values()}) == len(STYLE)
+    assert len({s["color"] for s in styles}) == len(styles)
 
 
 def test_a_highlighted_method_stands_out_and_the_legend_can_sit_below(results):
@@ -54,7 +56,7 @@ def test_a_highlighted_method_stands_out_and_the_legend_can_sit_below(results):
     assert len(fig.legends[0].get_texts()) == len(results["methods"])
     for ax in fig.axes:
         curves = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
-        drm, rt = curves[STYLE["drm"]["label"]], curves[STYLE["rt"]["label"]]
+        drm, rt = curves[get_method("drm").label], curves[get_method("rt").label]
         assert drm.get_alpha() == 1.0 and rt.get_alpha() < 0.5
         assert drm.get_linewidth() > rt.get_linewidth()
 

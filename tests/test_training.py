@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backfill_lib.config import default_config
 from backfill_lib.data import load_dataset
-from backfill_lib.experiments import default_config
 from backfill_lib.models import ARCHITECTURES, AirbenchNet, EmbeddingModel, make_backbone
 from backfill_lib.storage import (
     ConfigMismatchError,
@@ -19,14 +19,13 @@ from backfill_lib.training import (
     ClassifierObjective,
     TrainConfig,
     TrainingDivergedError,
-    TransformConfig,
     accuracy,
     embed,
     fit,
-    fit_transformation,
     make_scheduler,
     train_or_load,
 )
+from backfill_lib.transformation import TransformConfig, fit_transformation
 
 from .conftest import unit
 

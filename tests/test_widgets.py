@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from backfill_lib.backfill import backfilled_mask, part_distances, rank_gallery
-from backfill_lib.experiments import Experiment, default_config
+from backfill_lib.config import default_config
+from backfill_lib.experiments import Experiment
 from backfill_lib.widgets import BackfillExplorer
 
 pytestmark = pytest.mark.slow  # the explorer trains the digits models when the cache is cold

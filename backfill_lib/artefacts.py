@@ -1,0 +1,231 @@
+"""The artefact store: every trained model, embedding table, transformation and curve of one
+experiment, built on first use and cached on disk.
+
+Each artefact is keyed by what determines it (see :mod:`backfill_lib.storage`): a model by
+its training data (:attr:`ExperimentData.identity`), its :class:`TrainConfig`, its role and,
+for a compatible model, its loss options and the old model's key; embeddings by the model's
+key and the image set; a curve by the *content* of the embeddings, labels and order it was
+computed from. So a second run loads everything, an interrupted one resumes, and any change
+rebuilds exactly what it affects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import ExperimentConfig
+from .methods import CompatibleTraining, get_method, method_names
+from .metrics import CURVE_FORMAT, Curve
+from .models import EmbeddingModel
+from .splits import ExperimentData
+from .storage import config_key, content_key, load_derived, save_torch
+from .training import (
+    ClassifierObjective,
+    CompatibleObjective,
+    TrainConfig,
+    checkpoint_path,
+    embed,
+    train_or_load,
+)
+from .transformation import Transformation, fit_transformation
+
+__all__ = ["ArtefactStore"]
+
+
+class ArtefactStore:
+    """Models, embeddings, transformations and curves of one experiment, cached on disk.
+
+    ``config`` says how each is made; ``data`` which images it is made from.
+    """
+
+    def __init__(self, config: ExperimentConfig, data: ExperimentData, cache_dir: Path) -> None:
+        self.config, self.data, self.cache_dir = config, data, cache_dir
+        self._models: dict[str, EmbeddingModel] = {}
+        self._keys: dict[str, str] = {}
+        self._embeddings: dict[str, torch.Tensor] = {}
+        self._transforms: dict[str, Transformation] = {}
+
+    def model(self, name: str) -> EmbeddingModel:
+        """``old``, ``new`` (independent), or a compatible method's new model, trained or
+        loaded. Says which: a model trained here reports its accuracy, a loaded one its file."""
+        if name not in self._models:
+            path = self.checkpoint_path(name)
+            trained = not path.exists()
+            self._models[name] = self._train(name)
+            if trained:
+                tqdm.write(f"{name}: trained; {self.describe_accuracy(name)}")
+            else:
+                tqdm.write(f"{name}: loaded from {path}")
+        return self._models[name]
+
+    def model_key(self, name: str) -> str:
+        """The cache key of model ``name`` (trains or loads it, and the old model it needs)."""
+        self.model(name)
+        return self._keys[name]
+
+    def train_compatible(self, method: str) -> EmbeddingModel:
+        """Train (or load) a compatible new model against the frozen, *cached* old model.
+
+        Unlike :meth:`model`, this refuses to train the old model on the way: a compatible
+        recipe is only meaningful against the old model that built the gallery.
+        """
+        if method not in method_names("compatible"):
+            raise ValueError(
+                f"unknown compatible method {method!r}; "
+                f"choose one of {', '.join(method_names('compatible'))}"
+            )
+        if "old" not in self._models and not self.checkpoint_path("old").exists():
+            raise FileNotFoundError(
+                f"{method} trains against the cached old model, but {self.checkpoint_path('old')} "
+                "does not exist: train it first with `backfill train --model old` (same options)"
+            )
+        return self.model(method)
+
+    def _train_config(self, name: str) -> TrainConfig:
+        return self.config.old if name == "old" else self.config.new
+
+    def _cache_config(self, name: str) -> dict:
+        """Everything that determines model ``name``: its checkpoint's key."""
+        compatible = method_names("compatible")
+        if name not in ("old", "new", *compatible):
+            raise ValueError(f"unknown model {name!r}; choose old, new or one of {compatible}")
+        extra = {}
+        if name in compatible:
+            extra = {"old": self.model_key("old"), "loss": self.config.compatible_losses[name]}
+        train = asdict(self._train_config(name))
+        return {"role": name, **self.data.identity, "train": train, **extra}
+
+    def checkpoint_path(self, name: str) -> Path:
+        """Where model ``name``'s checkpoint for this configuration lives (or will)."""
+        return checkpoint_path(self.cache_dir, name, self._cache_config(name))
+
+    def _train(self, name: str) -> EmbeddingModel:
+        cache_config, train = self._cache_config(name), self._train_config(name)
+        self._keys[name] = config_key(cache_config)
+        images, labels = self.data.training_data(name)
+
+        def build() -> tuple[EmbeddingModel, torch.nn.Module]:
+            mean, std = self.data.channel_stats
+            model = EmbeddingModel(
+                train.arch,
+                train.embed_dim,
+                self.data.classes(name),
+                self.data.dataset.image_shape[0],
+                mean,
+                std,
+                train.classifier_scale,
+                channels_last=train.precision == "bf16",
+            )
+            if name in ("old", "new"):
+                return model, ClassifierObjective(train.label_smoothing)
+            return model, self._compatible_objective(name, labels, train)
+
+        model, _, _ = train_or_load(
+            name, cache_config, build, images, labels, train, self.cache_dir
+        )
+        return model
+
+    def _compatible_objective(
+        self, method: str, labels: torch.Tensor, train: TrainConfig
+    ) -> CompatibleObjective:
+        """Cross-entropy plus ``weight`` times the registry's compatibility loss of
+        ``method``, against the frozen old model."""
+        old = self.model("old")
+        if old.embed_dim != train.embed_dim:
+            raise ValueError(
+                f"{method} needs equal embedding dims, but the old model has {old.embed_dim} "
+                f"and the new config {train.embed_dim}: set the new embed_dim to {old.embed_dim}"
+            )
+        options = dict(self.config.compatible_losses[method])
+        weight = options.pop("weight", 1.0)
+        training = CompatibleTraining(
+            old, labels, self.data.split.old_classes, lambda: self.embeddings("old", "train")
+        )
+        make_loss = get_method(method).loss
+        assert make_loss is not None  # every compatible method has one (Method checks)
+        return CompatibleObjective(old, make_loss(training, options), weight, train.label_smoothing)
+
+    def describe_accuracy(self, name: str) -> str:
+        """``"top-1 93.1% on the 10000 test images of its 10 classes"``."""
+        classes = self.model(name).classifier.weight.shape[0]
+        known = int((self.data.labelled_test_data[1] < classes).sum())
+        split = "validation" if self.data.validation else "test"
+        return (
+            f"top-1 {100 * self.accuracy(name):.1f}% on the {known} {split} images "
+            f"of its {classes} classes"
+        )
+
+    def accuracy(self, name: str) -> float:
+        """Top-1 accuracy of model ``name``'s classifier on the test images of the classes it
+        was trained on (``data.labelled_test_data``; its classes are ``0..C-1``)."""
+        labels = self.data.labelled_test_data[1]
+        classifier = self.model(name).classifier
+        known = labels < classifier.weight.shape[0]
+        logits = classifier(self.embeddings(name, "labelled-test")[known])
+        return float((logits.argmax(1) == labels[known]).float().mean())
+
+    def embeddings(self, name: str, split: str = "test") -> torch.Tensor:
+        """Embeddings ``(N, d)`` of model ``name`` (cached on disk by model key) on the
+        ``test`` set (the query/gallery set), the ``train`` images of the new model's split,
+        or ``labelled-test`` (``data.labelled_test_data``)."""
+        splits = {
+            "test": lambda: self.data.test_data[0],
+            "train": lambda: self.data.training_data("new")[0],
+            "labelled-test": lambda: self.data.labelled_test_data[0],
+        }
+        if split not in splits:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
+        if split == "labelled-test" and len(self.data.labelled_test_data[1]) == len(
+            self.data.test_labels
+        ):
+            split = "test"  # the query/gallery set is a subset of it: equal size, same images
+        key = f"{name}-{self.model_key(name)}-{split}"
+        if key not in self._embeddings:
+            path = self.cache_dir / "embeddings" / f"{key}.pt"
+            emb = load_derived(path)
+            if emb is None:
+                emb = embed(self.model(name), splits[split]())
+                save_torch(emb, path)
+            self._embeddings[key] = emb
+        return self._embeddings[key]
+
+    def transformation(self, method: str) -> Transformation:
+        """psi of a method with a reverse transformation (``rt``: regression only; ``rt+mc``:
+        regression + metric-compatible), trained on the new split's embeddings."""
+        field = get_method(method).transform
+        if field is None:
+            raise ValueError(f"{method} has no reverse transformation")
+        if method not in self._transforms:
+            self._transforms[method] = fit_transformation(
+                self.embeddings("new", "train"),
+                self.embeddings("old", "train"),
+                self.data.training_data("new")[1],
+                getattr(self.config, field),
+                cache_dir=self.cache_dir,
+                cache_config={"old": self.model_key("old"), "new": self.model_key("new")},
+            )
+        return self._transforms[method]
+
+    def curve(
+        self,
+        kind: str,
+        inputs: tuple[torch.Tensor | np.ndarray, ...],
+        evaluate: Callable[[], Curve],
+    ) -> Curve:
+        """``evaluate()``, stored under ``curves/`` by the *content* of its ``inputs`` (and
+        ``kind``), so a warm re-run reads a curve back instead of ranking every query again,
+        and any change to an embedding, label or order evaluates afresh."""
+        key = content_key(inputs, {"curve_format": CURVE_FORMAT, "kind": kind})
+        path = self.cache_dir / "curves" / f"{key}.pt"
+        stored = load_derived(path)
+        if stored is not None:
+            return Curve.from_state_dict(stored)
+        curve = evaluate()
+        save_torch(curve.state_dict(), path)
+        return curve

@@ -1,0 +1,73 @@
+"""The in-memory dataset every loader returns, and its on-disk cache.
+
+An :class:`ImageDataset` holds ``(N, C, H, W)`` uint8 images and int64 labels for a train
+and a test split. Loaders decode once and :func:`cached_dataset` keeps the tensors under
+``cache_dir/data``, so an epoch never touches the disk or a JPEG decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .storage import config_key, load_derived, save_torch
+
+__all__ = ["DATA_ROOT_ENV", "DatasetNotFoundError", "ImageDataset", "cached_dataset"]
+
+DATA_ROOT_ENV = "BACKFILL_DATA_ROOT"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not where they were looked for."""
+
+
+@dataclass
+class ImageDataset:
+    """A dataset held in memory. Images ``(N, C, H, W)`` uint8, labels ``(N,)`` int64."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def fingerprint(self) -> str:
+        """A short content hash: labels, shapes and a strided sample of the pixels."""
+        digest = hashlib.sha256()
+        for x in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            digest.update(str(tuple(x.shape)).encode())
+            digest.update(x.reshape(-1)[::97].numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        x = self.train_images.float().div_(255).transpose(0, 1).flatten(1)
+        return x.mean(1).tolist(), x.std(1).clamp_min(1e-3).tolist()
+
+
+def cached_dataset(
+    cache_dir: str | Path | None, kind: str, key: dict, build: Callable[[], ImageDataset]
+) -> ImageDataset:
+    """``build()`` once, then read the uint8 tensors from ``cache_dir/data/<kind>-<key>.pt``."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / "data" / f"{kind}-{config_key(key)}.pt"
+    stored = load_derived(path)
+    if stored is not None:
+        return ImageDataset(**stored)
+    dataset = build()
+    save_torch(vars(dataset), path)
+    return dataset
