@@ -52,3 +52,21 @@ def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment
     experiment = notebook_experiment(methods=("rt",))
     assert (experiment.config.dataset, experiment.config.methods[-1]) == ("cifar10", "rt")
     assert notebook_experiment(("rt",), dataset="digits").config.dataset == "digits"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(path):
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    intro, outro = cells[1], cells[-1]
+    objectives = intro.split("**You will learn**")[1].split("**Prerequisites.**")[0]
+    assert 3 <= objectives.count("\n* ") <= 5
+    for part in ("**Prerequisites.**", "**Run time**", "**Library modules used:**"):
+        assert part in intro
+    assert outro.startswith("## Summary") and "## Exercises" in outro
+    exercises = re.findall(r"^\d\. \*\((\w[\w ]*)\)\*", outro, re.MULTILINE)
+    assert 2 <= len(exercises) <= 4 and {"implement", "predict"} <= set(exercises)
+    solution = path.parent / "solutions" / f"ex{path.stem[:2]}.py"
+    assert f"(solutions/{solution.name})" in outro and solution.exists()
+    for name in re.findall(r"`(\w+)`", outro.split("Solutions:")[1]):
+        if name != "tests":
+            assert f"def {name}(" in solution.read_text(), f"{solution.name} lacks {name}"
