@@ -94,7 +94,9 @@ class ArtefactStore:
         """Everything that determines model ``name``: its checkpoint's key."""
         compatible = method_names("compatible")
         if name not in ("old", "new", *compatible):
-            raise ValueError(f"unknown model {name!r}; choose old, new or one of {compatible}")
+            raise ValueError(
+                f"unknown model {name!r}; choose old, new or one of {', '.join(compatible)}"
+            )
         extra = {}
         if name in compatible:
             extra = {"old": self.model_key("old"), "loss": self.config.compatible_losses[name]}
