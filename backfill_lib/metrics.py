@@ -7,8 +7,10 @@ Definitions (METHOD.md section 5):
   different models). Ties are broken by gallery index, so a ranking is a strict order.
 - AP of a query = mean, over its relevant items (same class), of the precision at that
   item's rank; mAP = mean AP over queries. CMC top-k = share of queries with a relevant
-  item among the first k. Queries with no relevant item in the gallery are left out of
-  every mean.
+  item among the first k (also called recall@k). AP@k = the sum of the precisions at the
+  relevant items ranked within the first k, divided by ``min(R, k)`` (R: the query's
+  relevant items), so a perfect top-k scores 1; mAP@k = its mean. Queries with no
+  relevant item in the gallery are left out of every mean.
 - The curve evaluates fractions ``t = k / S``, ``k = 0..S``; AUC is the mean of its points.
 
 :func:`evaluate_curve` is the fast evaluator. For each query it sorts the ``2N`` candidate
@@ -58,6 +60,7 @@ class Curve:
     ``query_ap (S + 1, Q)`` is every query's AP (NaN for left-out queries);
     ``top1_hits (S + 1, Q)`` says, per step and query, whether the top-1 item was
     relevant (``False`` for left-out queries); it feeds :func:`negative_flip_rate`.
+    ``map_at {k: (S + 1,)}``: mAP@k, for the ``k`` asked for (none by default).
     """
 
     fractions: np.ndarray
@@ -65,6 +68,7 @@ class Curve:
     cmc: dict[int, np.ndarray]
     query_ap: np.ndarray = field(repr=False)
     top1_hits: np.ndarray = field(repr=False)
+    map_at: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def top1(self) -> np.ndarray:
@@ -78,6 +82,7 @@ class Curve:
             "query_ap": self.query_ap,
             "top1_hits": self.top1_hits,
             **{f"cmc{k}": v for k, v in self.cmc.items()},
+            **{f"map_at{k}": v for k, v in self.map_at.items()},
         }
         return {name: torch.from_numpy(np.asarray(a)) for name, a in arrays.items()}
 
@@ -86,7 +91,8 @@ class Curve:
         """The curve that :meth:`state_dict` described."""
         arrays = {name: t.numpy() for name, t in state.items()}
         cmc = {int(n[3:]): arrays.pop(n) for n in list(arrays) if n.startswith("cmc")}
-        return cls(cmc=cmc, **arrays)
+        map_at = {int(n[6:]): arrays.pop(n) for n in list(arrays) if n.startswith("map_at")}
+        return cls(cmc=cmc, map_at=map_at, **arrays)
 
 
 def evaluate_curve(
@@ -96,11 +102,13 @@ def evaluate_curve(
     steps: int = 20,
     topk: tuple[int, ...] = (1, 5),
     chunk_entries: int = 1 << 22,
+    map_at: tuple[int, ...] = (),
 ) -> Curve:
     """mAP and CMC top-k of a merge rule at every fraction of a backfill.
 
     ``parts``: the rule's embeddings, queries = gallery (``Q == N``, leave-one-out).
     ``labels (N,)``: class of every gallery item. ``order (N,)``: backfill order.
+    ``map_at``: the ``k`` of mAP@k to compute as well (``Curve.map_at``).
     ``chunk_entries`` bounds memory: queries are processed in chunks of about
     ``chunk_entries / (2N)`` (peak memory is roughly 60 bytes per entry).
     """
@@ -131,25 +139,27 @@ def evaluate_curve(
         item_step = torch.from_numpy(backfill_steps(order, steps))
     evaluated = 0 if one_space else steps
     chunk = max(1, chunk_entries // (2 * n))
-    ap = torch.full((evaluated + 1, n), float("nan"), dtype=torch.float64)
+    ap = torch.full((1 + len(map_at), evaluated + 1, n), float("nan"), dtype=torch.float64)
     first_rank = torch.zeros((evaluated + 1, n), dtype=torch.int64)
     for start in range(0, n, chunk):
         q = torch.arange(start, min(n, start + chunk))
-        ap[:, q], first_rank[:, q] = _evaluate_chunk(
-            parts, labels, item_step, q, evaluated, one_space
+        ap[:, :, q], first_rank[:, q] = _evaluate_chunk(
+            parts, labels, item_step, q, evaluated, one_space, map_at
         )
     if one_space:
-        ap, first_rank = ap.expand(steps + 1, n).clone(), first_rank.expand(steps + 1, n).clone()
-    counted = ~torch.isnan(ap[0])
+        ap = ap.expand(-1, steps + 1, n).clone()
+        first_rank = first_rank.expand(steps + 1, n).clone()
+    counted = ~torch.isnan(ap[0, 0])
     if not counted.any():
         raise ValueError("no query has a relevant item in the gallery: every class has one item")
     hits = {k: ((first_rank <= k) & counted).double() for k in topk}
     return Curve(
         fractions=fractions(steps),
-        mAP=ap[:, counted].mean(1).numpy(),
+        mAP=ap[0][:, counted].mean(1).numpy(),
         cmc={k: h[:, counted].mean(1).numpy() for k, h in hits.items()},
-        query_ap=ap.numpy(),
+        query_ap=ap[0].numpy(),
         top1_hits=hits[1].bool().numpy(),
+        map_at={k: a[:, counted].mean(1).numpy() for k, a in zip(map_at, ap[1:], strict=True)},
     )
 
 
@@ -160,8 +170,10 @@ def _evaluate_chunk(
     q: torch.Tensor,
     steps: int,
     one_space: bool,
+    map_at: tuple[int, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """AP ``(S+1, B)`` and rank of the first relevant item ``(S+1, B)`` for queries ``q``.
+    """AP, then AP@k for each k of ``map_at`` ``(1 + len(map_at), S+1, B)``, and the rank
+    of the first relevant item ``(S+1, B)`` for queries ``q``.
 
     ``item_step (N,)``: the step at which each item joins the new part (1..S, or S+1 for
     never). ``one_space``: only the old part is ranked, one entry per item (``steps`` 0).
@@ -196,7 +208,8 @@ def _evaluate_chunk(
     width = int(n_rel_entries.max()) + 1
     if width == 1:  # no query of this chunk has a relevant item
         never = torch.full((steps + 1, b), torch.iinfo(torch.int64).max)
-        return torch.full((steps + 1, b), float("nan"), dtype=torch.float64), never
+        nan = torch.full((1 + len(map_at), steps + 1, b), float("nan"), dtype=torch.float64)
+        return nan, never
     # histogram of entries by (query, join step, part, bucket): one bincount
     n_join = steps + 3
     key = ((torch.arange(b)[:, None] * n_join + join) * 2 + is_new) * width + bucket
@@ -229,9 +242,12 @@ def _evaluate_chunk(
     n_relevant = (n_rel_entries // n_parts).double()
     # a sequential cumsum, not a pairwise sum: the dead entries add exact zeros, so any two
     # rules whose live entries rank alike give bit-identical AP (drm at t=0 == old/old)
-    ap = precision.cumsum(2)[:, :, -1] / n_relevant[:, None]  # NaN: no relevant
+    ap = [precision.cumsum(2)[:, :, -1] / n_relevant[:, None]]  # NaN: no relevant
+    for k_max in map_at:
+        within = precision.masked_fill(rank > k_max, 0.0).cumsum(2)[:, :, -1]
+        ap.append(within / n_relevant.clamp(max=k_max)[:, None])
     first = rank.masked_fill_(dead, torch.iinfo(torch.int64).max).amin(2)
-    return ap.T, first.T
+    return torch.stack(ap).transpose(1, 2), first.T
 
 
 def reference_curve(
@@ -240,6 +256,7 @@ def reference_curve(
     order: np.ndarray,
     steps: int = 20,
     topk: tuple[int, ...] = (1, 5),
+    map_at: tuple[int, ...] = (),
 ) -> Curve:
     """The definition, written plainly: at every step, sort every query's merged ranking.
 
@@ -249,6 +266,7 @@ def reference_curve(
     n = parts.gallery_size
     item_step = backfill_steps(np.asarray(order), steps)
     ap = torch.full((steps + 1, n), float("nan"), dtype=torch.float64)
+    ap_at = torch.full((len(map_at), steps + 1, n), float("nan"), dtype=torch.float64)
     first = torch.full((steps + 1, n), torch.iinfo(torch.int64).max)
     for k in range(steps + 1):
         for start in range(0, n, 512):
@@ -260,6 +278,9 @@ def reference_curve(
             rank = torch.arange(1, n, dtype=torch.float64)
             precision = relevant.cumsum(1) / rank
             ap[k, q] = (precision * relevant).sum(1) / relevant.sum(1)
+            for i, k_max in enumerate(map_at):
+                within = (precision * relevant)[:, :k_max].sum(1)
+                ap_at[i, k, q] = within / relevant.sum(1).clamp(max=k_max)
             first[k, q] = torch.where(
                 relevant.any(1), relevant.double().argmax(1) + 1, torch.iinfo(torch.int64).max
             )
@@ -271,6 +292,9 @@ def reference_curve(
         cmc={kk: h[:, counted].double().mean(1).numpy() for kk, h in hits.items()},
         query_ap=ap.numpy(),
         top1_hits=hits[1].numpy(),
+        map_at={
+            k_max: a[:, counted].mean(1).numpy() for k_max, a in zip(map_at, ap_at, strict=True)
+        },
     )
 
 

@@ -81,9 +81,13 @@ def test_fast_curve_equals_reference_with_ties_and_different_dims(chunk):
     order = random_order(150, seed=5)
     # two parts, and one space (both parts the same tensors: the one-entry-per-item path)
     for parts in (distance_rank_merge(old, old, new, new), single_space(old, old, old)):
-        fast = evaluate_curve(parts, labels, order, steps=10, topk=(1, 3), chunk_entries=chunk)
-        ref = reference_curve(parts, labels, order, steps=10, topk=(1, 3))
+        fast = evaluate_curve(
+            parts, labels, order, steps=10, topk=(1, 3), chunk_entries=chunk, map_at=(3, 40)
+        )
+        ref = reference_curve(parts, labels, order, steps=10, topk=(1, 3), map_at=(3, 40))
         np.testing.assert_allclose(fast.mAP, ref.mAP, atol=1e-12)
+        for k in (3, 40):
+            np.testing.assert_allclose(fast.map_at[k], ref.map_at[k], atol=1e-12)
         for k in (1, 3):
             np.testing.assert_array_equal(fast.cmc[k], ref.cmc[k])
         np.testing.assert_array_equal(fast.top1_hits, ref.top1_hits)
@@ -96,6 +100,25 @@ def test_tie_policy_breaks_ties_by_gallery_index():
     ap = evaluate_curve(single_space(e, e, e), labels, np.arange(4), steps=1).query_ap[0]
     # ranking of query 0 is [1, 2, 3] (1 before 2 by index): its relevant item is at rank 2
     assert ap[0] == pytest.approx(0.5)
+
+
+def test_map_at_k_divides_by_the_relevant_items_a_top_k_can_hold():
+    # query 0 ranks [1, 2, 3, 4] (by distance, then index); items 2 and 4 are relevant
+    e = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 1, 0, 2, 0])
+    curve = evaluate_curve(single_space(e, e, e), labels, np.arange(5), steps=1, map_at=(1, 2, 4))
+    ap_query0 = {1: 0.0, 2: (1 / 2) / 2, 4: (1 / 2 + 2 / 4) / 2}
+    reference = reference_curve(single_space(e, e, e), labels, np.arange(5), 1, map_at=(1, 2, 4))
+    # queries 1 and 3 have no relevant item; queries 2 and 4 share the mean with query 0
+    ranking = {2: [1, 3, 0, 4], 4: [3, 2, 1, 0]}  # by <q, g> descending
+    for k, expected in ap_query0.items():
+        others = []
+        for order in ranking.values():
+            hits = [labels[i].item() == 0 for i in order[:k]]
+            precisions = [sum(hits[: r + 1]) / (r + 1) for r, h in enumerate(hits) if h]
+            others.append(sum(precisions) / min(2, k))
+        assert curve.map_at[k][0] == pytest.approx((expected + sum(others)) / 3)
+        assert reference.map_at[k][0] == pytest.approx(curve.map_at[k][0])
 
 
 def test_leave_one_out_is_by_index_not_by_vector_equality():
@@ -172,12 +195,14 @@ def test_bad_input_is_named():
 def test_a_stored_curve_reads_back_equal_and_its_key_follows_every_value(tmp_path):
     old, new = unit(60, 8, 1), unit(60, 8, 2)
     labels = torch.arange(60) % 4
-    curve = evaluate_curve(distance_rank_merge(old, old, new, new), labels, random_order(60), 5)
+    parts = distance_rank_merge(old, old, new, new)
+    curve = evaluate_curve(parts, labels, random_order(60), 5, map_at=(10,))
     save_torch(curve.state_dict(), tmp_path / "curve.pt")
     back = Curve.from_state_dict(load_torch(tmp_path / "curve.pt"))
     for name in ("fractions", "mAP", "query_ap", "top1_hits"):
         np.testing.assert_array_equal(getattr(back, name), getattr(curve, name))
     assert back.cmc.keys() == curve.cmc.keys()
+    np.testing.assert_array_equal(back.map_at[10], curve.map_at[10])
     key = content_key([old, labels], {"steps": 5})
     assert key == content_key([old.clone(), labels.numpy()], {"steps": 5})
     nudged = old.clone()
