@@ -9,7 +9,9 @@ Modules, in the order the data flows:
 - experiments: ``config`` -> ``artefacts`` (cached models, embeddings, curves) ->
   ``experiments`` (evaluation) using ``backfill`` (merge rules) and ``metrics``;
 - outputs: ``report``, ``plots``, ``widgets``; ``index`` serves the merge on faiss;
-  ``reproduce`` and ``cli`` run it all.
+  ``reproduce`` and ``cli`` run it all;
+- at scale (docs/scale.md): ``topk`` (mAP@k / recall@k curves without a full ranking),
+  ``simulate`` (old/new embedding pairs of any size), ``job`` (the crash-safe backfill job).
 
 What ``import backfill_lib`` offers is listed in ``__all__`` below: the package's public
 API, documented in docs/api.md. Each module's ``__all__`` is what the other modules and the
@@ -29,9 +31,12 @@ from .config import ExperimentConfig, default_config
 from .data import load_dataset
 from .experiments import Experiment, notebook_experiment
 from .index import BackfillIndex
+from .job import run_backfill_job
 from .losses import AdvBCTLoss, BCTLoss, L2Loss, MetricCompatibleLoss, RACTLoss
 from .methods import Method, get_method, method_names, register
 from .metrics import Curve, auc, evaluate_curve, negative_flip_rate, relative_gain
+from .simulate import Simulation
+from .topk import topk_curve
 from .training import TrainConfig
 from .transformation import TransformConfig, fit_transformation
 
@@ -48,6 +53,7 @@ __all__ = [
     "Method",
     "MetricCompatibleLoss",
     "RACTLoss",
+    "Simulation",
     "TrainConfig",
     "TransformConfig",
     "TwoPartEmbeddings",
@@ -65,5 +71,7 @@ __all__ = [
     "register",
     "relative_gain",
     "reverse_transformation",
+    "run_backfill_job",
     "single_space",
+    "topk_curve",
 ]

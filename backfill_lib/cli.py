@@ -14,6 +14,7 @@ from typing import Any
 from .backfill import ORDERS
 from .config import PROFILES, ExperimentConfig, default_config
 from .experiments import Experiment
+from .job import backfill_experiment_gallery
 from .methods import method_names
 from .report import format_compatibility, format_models, format_table, write_outputs
 from .reproduce import SETTING_NAMES, default_out, reproduce
@@ -122,7 +123,30 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
     rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
     rep.add_argument("--seeds", nargs="+", type=_at_least(0), default=[0], help="distinct")
+    _add_backfill_job(sub)
     return parser
+
+
+def _add_backfill_job(sub: Any) -> None:
+    """The ``backfill-job`` subcommand: the resumable job on an experiment's gallery."""
+    job = sub.add_parser(
+        "backfill-job",
+        help="re-embed the gallery with the new model into a saved BackfillIndex, in "
+        "batches; run it again after a crash to resume",
+    )
+    _add_common(job)
+    job.add_argument(
+        "--index", default="out/backfill-job/index.npz", help="the index file (default %(default)s)"
+    )
+    job.add_argument("--order", default="random", choices=ORDERS)
+    job.add_argument("--batch-size", type=_at_least(1), default=256)
+    job.add_argument(
+        "--save-every", type=_at_least(1), default=1, help="batches between saves (default 1)"
+    )
+    job.add_argument("--factory", default="Flat", help="faiss factory of both parts")
+    job.add_argument(
+        "--max-batches", type=_at_least(1), help="stop after this many batches (run in slices)"
+    )
 
 
 def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
@@ -136,11 +160,34 @@ def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
     return config
 
 
+def _run_backfill_job(args: argparse.Namespace, start: float) -> None:
+    """``backfill backfill-job``: one run of the resumable job on the experiment's gallery."""
+    _check_writable_folder(Path(args.index).parent, "--index")
+    experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
+    report = backfill_experiment_gallery(
+        experiment,
+        args.index,
+        args.order,
+        args.batch_size,
+        args.save_every,
+        args.factory,
+        args.max_batches,
+    )
+    print(
+        f"{args.index}: {report.done:,} of {report.total:,} items backfilled "
+        f"(this run: from {report.resumed_at:,}, {report.batches} batches, "
+        f"{report.saves} saves) in {time.perf_counter() - start:.1f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
         _check_writable_folder(Path(args.cache) if args.cache else default_cache_dir(), "the cache")
+        if args.command == "backfill-job":
+            _run_backfill_job(args, start)
+            return 0
         if args.command != "train":
             out = Path(args.out) if args.out else default_out(args.dataset)
             _check_writable_folder(out, "--out")

@@ -158,6 +158,20 @@ class BackfillIndex:
                 "else on the first backfilled batch: give more vectors or a smaller factory"
             ) from err
 
+    def set_search_parameters(self, **parameters: float) -> None:
+        """Set faiss search parameters of both parts, e.g. ``nprobe=16`` (IVF) or
+        ``efSearch=128`` (HNSW). They are settings of this process, not saved with the index:
+        set them again after :meth:`load`."""
+        space = faiss.ParameterSpace()
+        for name, value in parameters.items():
+            for part in (self._old, self._new):
+                try:
+                    space.set_index_parameter(part, name, value)
+                except RuntimeError as err:
+                    raise ValueError(
+                        f"{self.factory} has no search parameter {name!r} ({err})"
+                    ) from err
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -165,6 +179,19 @@ class BackfillIndex:
     def fraction_backfilled(self) -> float:
         """Share of the gallery already in the new part."""
         return float(self.backfilled.mean())
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each gallery id ``(n,)``; unknown ids are a KeyError naming them."""
+        unknown = [int(i) for i in ids if int(i) not in self._position]
+        if unknown:
+            raise KeyError(
+                f"unknown gallery ids {unknown[:5]}: only ids given at construction exist"
+            )
+        return np.array([self._position[int(i)] for i in ids], dtype=np.int64)
+
+    def is_backfilled(self, ids: np.ndarray) -> np.ndarray:
+        """Boolean ``(n,)``: which of ``ids`` are already in the new part."""
+        return self.backfilled[self._positions(_as_ids(ids, "ids"))]
 
     def backfill(self, ids: np.ndarray, new_embeddings: np.ndarray) -> int:
         """Move ``ids`` to the new part with ``new_embeddings (n, d_n)``; return how many moved.
@@ -176,14 +203,9 @@ class BackfillIndex:
         emb = _as_matrix(new_embeddings, self.new_dim, "new_embeddings")
         if len(emb) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(emb)} embeddings")
-        unknown = [int(i) for i in ids if int(i) not in self._position]
-        if unknown:
-            raise KeyError(
-                f"unknown gallery ids {unknown[:5]}: only ids given at construction exist"
-            )
+        positions = self._positions(ids)
         if len(np.unique(ids)) != len(ids):
             raise ValueError("the same id appears twice in one backfill call")
-        positions = np.array([self._position[int(i)] for i in ids], dtype=np.int64)
         fresh = ~self.backfilled[positions]
         ids, emb, positions = ids[fresh], emb[fresh], positions[fresh]
         if not len(ids):

@@ -37,6 +37,11 @@ BAD_INPUTS = [
     (["reproduce", "--out", "{file}"], "is a file, not a folder"),
     (["train", "--model", "magic"], "invalid choice: 'magic'"),
     (["train", "--model", "bct"], "backfill train --model old"),
+    (["backfill-job", "--batch-size", "0"], "below the minimum 1"),
+    (["backfill-job", "--save-every", "-1"], "below the minimum 1"),
+    (["backfill-job", "--order", "sideways"], "invalid choice: 'sideways'"),
+    (["backfill-job", "--max-batches", "0"], "below the minimum 1"),
+    (["backfill-job", "--index", "{file}/index.npz"], "is a file, not a folder"),
     (["explain"], "invalid choice: 'explain'"),
 ]
 
@@ -66,7 +71,9 @@ def test_a_user_error_is_one_line_exit_2_and_writes_nothing(
     monkeypatch.delenv("BACKFILL_DATA_ROOT", raising=False)
     args = [a.format(**folders) for a in args]
     out, cache = folders["tmp"] / "out", folders["tmp"] / "cache"
-    if "--out" not in args and args[0] != "train":
+    if args[0] == "backfill-job" and "--index" not in args:
+        args += ["--index", str(out / "index.npz")]
+    elif "--out" not in args and args[0] not in ("train", "backfill-job"):
         args += ["--out", str(out)]
     if "--cache" not in args and args[0] != "explain":
         args += ["--cache", str(cache)]
@@ -110,3 +117,15 @@ def test_train_trains_once_then_loads_and_reports_accuracy(tmp_path, capsys):
     assert main([*args, "--model", "old"]) == 0
     again = capsys.readouterr().out
     assert f"old: loaded from {checkpoint}" in again and f"top-1 {accuracy}%" in again
+
+
+@pytest.mark.slow
+def test_backfill_job_fills_the_gallery_then_finds_nothing_left(tmp_path, capsys):
+    index = tmp_path / "job" / "index.npz"
+    args = ["backfill-job", "--epochs", "2", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--index", str(index), "--batch-size", "300"]) == 0
+    assert f"{index}: 899 of 899 items backfilled (this run: from 0, 3 batches, 3 saves)" in (
+        capsys.readouterr().out
+    )
+    assert main([*args, "--index", str(index), "--batch-size", "300"]) == 0
+    assert "(this run: from 899, 0 batches, 0 saves)" in capsys.readouterr().out

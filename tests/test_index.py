@@ -206,3 +206,16 @@ def test_ties_are_broken_by_id_like_the_evaluator():
     assert (np.diff(-result.distances, axis=1) == 0).any()  # the test does contain ties
     parts = distance_rank_merge(old_queries, old, QUERIES, new)
     np.testing.assert_array_equal(result.ids, rank_gallery(parts, backfilled, N)[0].numpy())
+
+
+def test_search_parameters_reach_both_parts():
+    # an IVF of 8 lists probed in all 8 is exact; an unknown parameter is named
+    index = make_index(factory="IVF8,Flat", new_training=NEW.numpy())
+    order = np.random.default_rng(1).permutation(N)[: N // 2]
+    index.backfill(order, NEW.numpy()[order])
+    parts = reverse_transformation(torch.as_tensor(psi(QUERIES.numpy())), OLD, QUERIES, NEW)
+    exact, _ = rank_gallery(parts, index.backfilled, k=10)
+    index.set_search_parameters(nprobe=8)
+    np.testing.assert_array_equal(index.search(QUERIES.numpy(), k=10).ids, exact.numpy())
+    with pytest.raises(ValueError, match="no search parameter 'efSearch'"):
+        index.set_search_parameters(efSearch=64)
