@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.slow  # executes the seven notebooks (digits models from the cache)
+pytestmark = pytest.mark.slow  # executes the eight notebooks (digits models from the cache)
 
 
 @pytest.fixture(scope="module")

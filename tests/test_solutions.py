@@ -8,15 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from backfill_lib.backfill import backfilled_mask, make_order, rank_gallery, softmax_entropy
+from backfill_lib.backfill import (
+    backfilled_mask,
+    distance_rank_merge,
+    make_order,
+    random_order,
+    rank_gallery,
+    single_space,
+    softmax_entropy,
+)
 from backfill_lib.config import default_config
 from backfill_lib.experiments import Experiment
 from backfill_lib.losses import MetricCompatibleLoss
 from backfill_lib.methods import method_names
 from backfill_lib.metrics import evaluate_curve, negative_flip_rate
+from backfill_lib.simulate import Simulation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
-from solutions import ex01, ex02, ex03, ex04, ex05, ex06, ex07  # noqa: E402
+from solutions import ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the digits models of every notebook (cached per session)
 
@@ -113,3 +122,25 @@ def test_07_merging_two_lists_and_batch_sizes(experiment):
         distance[old_ids], distance[new_ids] = old_d, new_d
         # faiss and numpy round the last bit differently: compare the distances of the lists
         np.testing.assert_allclose(distance[merged], distance[served[q]], atol=1e-5)
+
+
+def test_08_average_precision_at_k_and_the_depth_of_the_lists():
+    items = Simulation().sample(400)
+    parts = single_space(items.new, items.new, items.new)
+    ids, _ = rank_gallery(parts, np.zeros(400, dtype=bool), 399, exclude_self=True)
+    relevant = (items.labels[ids] == items.labels[:, None]).numpy()
+    counts = torch.bincount(items.labels)[items.labels] - 1
+    for k in (5, 50):
+        ours = np.mean(
+            [
+                ex08.average_precision_at_k(r, int(c), k)
+                for r, c in zip(relevant, counts, strict=True)
+            ]
+        )
+        library = evaluate_curve(parts, items.labels, np.arange(400), 1, map_at=(k,))
+        assert ours == pytest.approx(library.map_at[k][0], abs=1e-12)
+    drm = distance_rank_merge(items.old, items.old, items.new, items.new)
+    curves = ex08.curve_at_depths(drm, items.labels, random_order(400), k=20, depths=(20, 80))
+    np.testing.assert_array_equal(curves[20].mAP, curves[80].mAP)
+    np.testing.assert_array_equal(curves[20].recall, curves[80].recall)
+    assert curves[20].exact_searches > 2 * curves[80].exact_searches
