@@ -16,9 +16,19 @@ from .methods import get_method, method_names
 from .training import TrainConfig
 from .transformation import TransformConfig
 
-__all__ = ["PROFILES", "ExperimentConfig", "check_methods", "default_config"]
+__all__ = [
+    "CPU_PROFILE_LOSS_WEIGHTS",
+    "PROFILES",
+    "ExperimentConfig",
+    "check_methods",
+    "default_config",
+]
 
 PROFILES = ("cpu", "gpu")
+
+# The compatible-loss weights of the CPU profile on 32x32 images, chosen on CIFAR-10's
+# validation split (docs/choices.md); AdvBCT keeps the registry's.
+CPU_PROFILE_LOSS_WEIGHTS = {"bct": 0.3, "ract": 0.01, "l2": 0.03}
 
 
 def _default_compatible_losses() -> dict[str, dict]:
@@ -39,6 +49,8 @@ class ExperimentConfig:
     ``validation=True`` trains on 80% of the training images and uses the other 20% as
     query/gallery: the mode in which every default was chosen (``bench/tune.py``), so that
     no choice ever looks at the reported test split.
+    ``limit_images`` (smoke tests): at most that many images per model's training set and
+    per evaluation set (:class:`~backfill_lib.splits.ExperimentData`).
     """
 
     dataset: str = "digits"
@@ -54,6 +66,7 @@ class ExperimentConfig:
     order_seed: int = 0
     split_seed: int = 0
     validation: bool = False
+    limit_images: int | None = None
 
 
 def default_config(
@@ -64,7 +77,8 @@ def default_config(
     - digits: SmallCNN, 32-d, 30 epochs, cosine classifier scale 2 (seconds on a CPU).
     - 32x32 datasets, ``cpu``: airbench for both models, 64-d, one-cycle SGD with label
       smoothing, bf16 in channels-last (about 1,100 images/s on 2 cores with AMX); the
-      metric-compatible loss at tau 0.2, weight 16 (chosen on CIFAR-10's validation split).
+      metric-compatible loss at tau 0.2, weight 16, and the compatible-loss weights
+      :data:`CPU_PROFILE_LOSS_WEIGHTS` (both chosen on CIFAR-10's validation split).
     - ``gpu``: ResNet-18 for both models, 128-d, 100 epochs, batch 256.
 
     The new models use seed 1 and the old seed 0: an independently trained new model must
@@ -74,12 +88,15 @@ def default_config(
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     rt_mc = ExperimentConfig.rt_mc
+    compatible_losses = _default_compatible_losses()
     if dataset == "digits":
         train = TrainConfig(
             arch="cnn-small", embed_dim=32, epochs=30, batch_size=64, lr=0.05, classifier_scale=2.0
         )
     elif profile == "cpu":
         rt_mc = replace(rt_mc, tau=0.2, mc_weight=16.0)
+        for method, weight in CPU_PROFILE_LOSS_WEIGHTS.items():
+            compatible_losses[method]["weight"] = weight
         train = TrainConfig(
             arch="airbench",
             embed_dim=64,
@@ -94,7 +111,13 @@ def default_config(
     else:
         train = TrainConfig(arch="resnet18", embed_dim=128, epochs=100, batch_size=256, lr=0.2)
     return replace(
-        ExperimentConfig(dataset=dataset, old=train, new=replace(train, seed=1), rt_mc=rt_mc),
+        ExperimentConfig(
+            dataset=dataset,
+            old=train,
+            new=replace(train, seed=1),
+            rt_mc=rt_mc,
+            compatible_losses=compatible_losses,
+        ),
         **overrides,
     )
 

@@ -114,7 +114,7 @@ def main() -> None:
         print(f"method  weight: {header}")
     for method in args.weight_methods if args.weights else ():
         for weight in args.weights:
-            run(f"{method:7s} {weight:6.1f}", compatible(method, weight=weight), method)
+            run(f"{method:7s} {weight:6g}", compatible(method, weight=weight), method)
     if args.adv_weights:
         print(f"advbct lambda_adv: {header}")
     for adv_weight in args.adv_weights:
