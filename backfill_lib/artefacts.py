@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import ExperimentConfig
 from .methods import CompatibleTraining, get_method, method_names
 from .metrics import CURVE_FORMAT, Curve
@@ -58,10 +59,12 @@ class ArtefactStore:
             path = self.checkpoint_path(name)
             trained = not path.exists()
             self._models[name] = self._train(name)
-            if trained:
-                tqdm.write(f"{name}: trained; {self.describe_accuracy(name)}")
-            else:
-                tqdm.write(f"{name}: loaded from {path}")
+            if distributed.is_main():  # under torchrun, one rank speaks
+                tqdm.write(
+                    f"{name}: trained; {self.describe_accuracy(name)}"
+                    if trained
+                    else f"{name}: loaded from {path}"
+                )
         return self._models[name]
 
     def model_key(self, name: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from .backfill import ORDERS
 from .config import PROFILES, ExperimentConfig, default_config
 from .experiments import Experiment
@@ -54,7 +55,8 @@ def _check_writable_folder(path: Path, what: str) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
-    """The data, cache and profile options every subcommand shares."""
+    """The data, cache and profile options every subcommand shares (``setting``: and the
+    options of one experiment: its setting and ``--limit-images``)."""
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -71,6 +73,11 @@ def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
     )
     if setting:
         parser.add_argument("--setting", default="extended-class", choices=SETTINGS)
+        parser.add_argument(
+            "--limit-images",
+            type=_at_least(2),
+            help="smoke test: at most this many images per training and evaluation set",
+        )
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument(
         "--epochs", type=_at_least(1), help="override the profile's epochs for every model"
@@ -150,7 +157,13 @@ def _add_backfill_job(sub: Any) -> None:
 
 
 def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
-    config = default_config(args.dataset, args.profile, setting=args.setting, **fields)
+    config = default_config(
+        args.dataset,
+        args.profile,
+        setting=args.setting,
+        limit_images=args.limit_images,
+        **fields,
+    )
     if args.epochs is not None:
         config = replace(
             config,
@@ -183,6 +196,15 @@ def _run_backfill_job(args: argparse.Namespace, start: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
+    distributed.setup()
+    if distributed.world_size() > 1 and args.command != "train":
+        print(
+            f"backfill: error: under torchrun only `backfill train` runs on several processes; "
+            f"train each model so, then run `backfill {args.command}` as one process (it loads "
+            "them from the cache)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         _check_writable_folder(Path(args.cache) if args.cache else default_cache_dir(), "the cache")
         if args.command == "backfill-job":
@@ -213,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
                 artefacts.train_compatible(args.model)
             else:
                 artefacts.model(args.model)
-            print(
-                f"{args.model}: {artefacts.checkpoint_path(args.model)}\n"
-                f"{artefacts.describe_accuracy(args.model)}"
-            )
+            if distributed.is_main():
+                print(
+                    f"{args.model}: {artefacts.checkpoint_path(args.model)}\n"
+                    f"{artefacts.describe_accuracy(args.model)}"
+                )
             return 0
         config = _config(
             args, methods=tuple(args.methods), orders=tuple(args.orders), steps=args.steps

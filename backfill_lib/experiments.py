@@ -73,6 +73,7 @@ class Experiment:
             data_root,
             self.cache_dir,
             download,
+            config.limit_images,
         )
         self.artefacts = ArtefactStore(self.config, self.data, self.cache_dir)
         self._one_space_curves: dict[tuple[str, str], Curve] = {}

@@ -114,6 +114,9 @@ class ExperimentData:
     With ``validation=True`` both models train on 80% of the training images
     (:func:`validation_holdout`, seeded by ``split_seed``) and the other 20% are the
     query/gallery set, so that tuning never looks at the reported test split.
+
+    ``limit_images`` (for smoke tests) keeps a seeded random subset of at most that many
+    images of each model's training set and of the query/gallery and test sets.
     """
 
     def __init__(
@@ -125,9 +128,13 @@ class ExperimentData:
         data_root: str | Path | None = None,
         cache_dir: str | Path | None = None,
         download: bool = False,
+        limit_images: int | None = None,
     ) -> None:
+        if limit_images is not None and limit_images < 2:
+            raise ValueError(f"limit_images {limit_images}: keep at least 2 images, or None")
         self.name, self.setting = dataset, setting
         self.split_seed, self.validation = split_seed, validation
+        self.limit_images = limit_images
         self._load_args = (data_root, cache_dir, download)
 
     @cached_property
@@ -138,14 +145,26 @@ class ExperimentData:
     @cached_property
     def split(self) -> Split:
         split = make_split(self.dataset, self.setting, seed=self.split_seed)
-        if not self.validation:
-            return split
-        fit = self._validation_indices[0]
+        if self.validation:
+            fit = self._validation_indices[0]
+            split = replace(
+                split,
+                old_indices=split.old_indices[torch.isin(split.old_indices, fit)],
+                new_indices=split.new_indices[torch.isin(split.new_indices, fit)],
+            )
         return replace(
             split,
-            old_indices=split.old_indices[torch.isin(split.old_indices, fit)],
-            new_indices=split.new_indices[torch.isin(split.new_indices, fit)],
+            old_indices=split.old_indices[self._kept(len(split.old_indices))],
+            new_indices=split.new_indices[self._kept(len(split.new_indices))],
         )
+
+    def _kept(self, n: int) -> torch.Tensor:
+        """Which of ``n`` images ``limit_images`` keeps: all, or a seeded random subset (in
+        their original order)."""
+        if self.limit_images is None or n <= self.limit_images:
+            return torch.arange(n)
+        gen = torch.Generator().manual_seed(self.split_seed)
+        return torch.randperm(n, generator=gen)[: self.limit_images].sort().values
 
     @cached_property
     def channel_stats(self) -> tuple[list[float], list[float]]:
@@ -161,11 +180,14 @@ class ExperimentData:
         """Query/gallery images ``(N, C, H, W)`` uint8 and labels ``(N,)`` (the held-out
         validation images in validation mode)."""
         if not self.validation:
-            return evaluation_set(self.dataset, self.split)
-        val = self._validation_indices[1]
-        images, labels = self.dataset.train_images[val], self.dataset.train_labels[val]
-        keep = torch.isin(labels, torch.tensor(self.split.test_classes))
-        return images[keep], labels[keep]
+            images, labels = evaluation_set(self.dataset, self.split)
+        else:
+            val = self._validation_indices[1]
+            images, labels = self.dataset.train_images[val], self.dataset.train_labels[val]
+            keep = torch.isin(labels, torch.tensor(self.split.test_classes))
+            images, labels = images[keep], labels[keep]
+        kept = self._kept(len(labels))
+        return images[kept], labels[kept]
 
     @property
     def test_labels(self) -> torch.Tensor:
@@ -178,9 +200,12 @@ class ExperimentData:
         tests (the held-out validation images in validation mode): what a model's
         classification accuracy is measured on."""
         if not self.validation:
-            return self.dataset.test_images, self.dataset.test_labels
-        val = self._validation_indices[1]
-        return self.dataset.train_images[val], self.dataset.train_labels[val]
+            images, labels = self.dataset.test_images, self.dataset.test_labels
+        else:
+            val = self._validation_indices[1]
+            images, labels = self.dataset.train_images[val], self.dataset.train_labels[val]
+        kept = self._kept(len(labels))
+        return images[kept], labels[kept]
 
     def training_data(self, model: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The training images ``(N, C, H, W)`` uint8 and labels ``(N,)`` of the ``old``
@@ -202,4 +227,6 @@ class ExperimentData:
             "setting": self.setting,
             "split_seed": self.split_seed,
             "validation": self.validation,
+            # only when set, so that the keys of full runs stay as they were
+            **({"limit_images": self.limit_images} if self.limit_images is not None else {}),
         }

@@ -8,7 +8,12 @@
 - :func:`train_or_load` wraps it in the cache: the checkpoint's name is the hash of the
   full configuration, so re-running reuses it and any change retrains.
 
-The reverse transformation psi is trained in :mod:`backfill_lib.transformation`.
+Under ``torchrun`` with several processes, :func:`fit` trains data-parallel: every rank
+takes its slice of each global batch and the gradients are averaged
+(:mod:`backfill_lib.distributed`); ``batch_size`` stays the global batch, so the schedule
+and the result do not depend on the number of processes (up to BatchNorm's per-rank
+statistics). The reverse transformation psi is trained in
+:mod:`backfill_lib.transformation`, on embeddings, identically on every rank.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -26,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
+from . import distributed
 from .data import augment
 from .models import EmbeddingModel
 from .storage import config_key, exclusive, load_derived, load_torch, save_torch
@@ -52,8 +59,10 @@ class TrainingDivergedError(RuntimeError):
 
 
 def default_device() -> torch.device:
-    """CUDA when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (this process's GPU under torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 SCHEDULES = ("cosine", "one-cycle")
@@ -211,19 +220,29 @@ def fit(
     else:
         model.init_from_data(images[:5000].to(device).float() / 255)
         start, history = 0, []
+    distributed.broadcast_parameters((model, objective))
     images, labels = images.to(device), labels.to(device)
-    bar = trange(start, config.epochs, desc=desc, leave=False, initial=start, total=config.epochs)
+    bar = trange(
+        start,
+        config.epochs,
+        desc=desc,
+        leave=False,
+        initial=start,
+        total=config.epochs,
+        disable=not distributed.is_main(),
+    )
     for epoch in bar:
         history.append(
             _train_epoch(model, objective, optimizer, scheduler, images, labels, config, epoch)
         )
+        distributed.average_buffers((model, objective))
         if not math.isfinite(history[-1]):
             raise TrainingDivergedError(
                 f"{desc}: the loss became {history[-1]} in epoch {epoch + 1}; lower the learning "
                 f"rate (now {config.lr}) or the loss weights"
             )
         bar.set_postfix(loss=f"{history[-1]:.3f}")
-        if partial is not None:
+        if partial is not None and distributed.is_main():
             states = {name: module.state_dict() for name, module in modules.items()}
             save_torch(
                 {"config": checkpoint_config, "epoch": epoch + 1, "history": history, **states},
@@ -249,10 +268,13 @@ def _train_epoch(
     config: TrainConfig,
     epoch: int,
 ) -> float:
-    """One epoch of :func:`fit`; the mean loss. Its shuffle and augmentation are seeded by
-    ``(config.seed, epoch)`` alone, so a resumed run repeats them exactly."""
+    """One epoch of :func:`fit`; the mean loss (over the ranks). Its shuffle and augmentation
+    are seeded by ``(config.seed, epoch)`` alone, so a resumed run repeats them exactly.
+    Every rank draws the whole global batch's augmentation and keeps its own slice, so the
+    images a rank trains on do not depend on the number of ranks."""
     n, device = len(labels), images.device
     batch = min(config.batch_size, n)
+    mine = distributed.batch_slice(batch)
     steps_per_epoch = n // batch
     total = config.epochs * steps_per_epoch
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
@@ -264,15 +286,17 @@ def _train_epoch(
     for i in range(steps_per_epoch):
         idx = order[i * batch : (i + 1) * batch]
         x = augment(images[idx], gen) if config.augment else images[idx]
+        x, y = x[mine], labels[idx][mine]
         with autocast:
             progress = (epoch * steps_per_epoch + i) / total
-            loss = objective(model, x.float() / 255, labels[idx], progress)
+            loss = objective(model, x.float() / 255, y, progress)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(optimizer.param_groups[0]["params"])
         optimizer.step()
         scheduler.step()
         running += loss.detach()
-    return float(running) / steps_per_epoch
+    return distributed.mean_over_ranks(running) / steps_per_epoch
 
 
 def checkpoint_path(cache_dir: Path, name: str, cache_config: dict) -> Path:
@@ -296,10 +320,12 @@ def train_or_load(
     objective. Returns ``(model in eval mode on CPU, objective, loss history)``.
     """
     path = checkpoint_path(cache_dir, name, cache_config)
-    with exclusive(path):  # another process training the same model: wait, then load it
+    # another process training the same model: wait, then load it (under torchrun, rank 0
+    # holds the lock and decides for every rank)
+    with exclusive(path) if distributed.is_main() else nullcontext():
         torch.manual_seed(config.seed)
         model, objective = build()
-        if path.exists():
+        if distributed.main_decides(path.exists()):
             state = load_torch(path, cache_config)
             model.load_state_dict(state["model"])
             objective.load_state_dict(state["objective"])
@@ -307,16 +333,18 @@ def train_or_load(
         history = fit(model, objective, images, labels, config, path, cache_config, desc=name)
         model.cpu()
         objective.cpu()
-        save_torch(
-            {
-                "config": cache_config,
-                "history": history,
-                "model": model.state_dict(),
-                "objective": objective.state_dict(),
-            },
-            path,
-        )
-        _partial_checkpoint_path(path).unlink(missing_ok=True)
+        if distributed.is_main():
+            save_torch(
+                {
+                    "config": cache_config,
+                    "history": history,
+                    "model": model.state_dict(),
+                    "objective": objective.state_dict(),
+                },
+                path,
+            )
+            _partial_checkpoint_path(path).unlink(missing_ok=True)
+    distributed.barrier()
     return model, objective, history
 
 

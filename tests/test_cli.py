@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from backfill_lib.cli import main
+from backfill_lib.storage import load_torch
 
 # (arguments, a fragment of the error line). {tmp} is the test's folder, {file} a plain
 # file in it, {broken} an image folder with a corrupt image, {cifar} an empty folder.
@@ -37,6 +38,7 @@ BAD_INPUTS = [
     (["reproduce", "--out", "{file}"], "is a file, not a folder"),
     (["train", "--model", "magic"], "invalid choice: 'magic'"),
     (["train", "--model", "bct"], "backfill train --model old"),
+    (["train", "--model", "old", "--limit-images", "1"], "below the minimum 2"),
     (["backfill-job", "--batch-size", "0"], "below the minimum 1"),
     (["backfill-job", "--save-every", "-1"], "below the minimum 1"),
     (["backfill-job", "--order", "sideways"], "invalid choice: 'sideways'"),
@@ -117,6 +119,19 @@ def test_train_trains_once_then_loads_and_reports_accuracy(tmp_path, capsys):
     assert main([*args, "--model", "old"]) == 0
     again = capsys.readouterr().out
     assert f"old: loaded from {checkpoint}" in again and f"top-1 {accuracy}%" in again
+
+
+def test_limit_images_trains_a_smoke_test_model_under_its_own_key(tmp_path, capsys):
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--cache", str(tmp_path)]
+    assert main([*args, "--model", "old", "--limit-images", "64"]) == 0
+    out = capsys.readouterr().out
+    tested = int(re.search(r"on the (\d+) test images of its 5 classes", out).group(1))
+    assert 0 < tested < 64  # the old model's classes among the 64 kept test images
+    (checkpoint,) = (tmp_path / "checkpoints").glob("old-*.pt")
+    assert len(load_torch(checkpoint)["history"]) == 1
+    assert main([*args, "--model", "old"]) == 0  # the full run is another model
+    assert "old: trained" in capsys.readouterr().out
+    assert len(list((tmp_path / "checkpoints").glob("old-*.pt"))) == 2
 
 
 @pytest.mark.slow
