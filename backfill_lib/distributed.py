@@ -13,7 +13,9 @@ overlap of communication with the backward pass.
 BatchNorm normalises with each rank's own batch statistics (as ``DistributedDataParallel``
 does without ``SyncBatchNorm``); the running statistics are averaged over the ranks at the
 end of every epoch (:func:`average_buffers`), so every rank holds the same model and a
-checkpoint written by rank 0 resumes every rank. Only rank 0 writes files and prints.
+checkpoint written by rank 0 resumes every rank. A loss that compares the images of a
+batch with each other (RACT's negatives) sees the rank's slice, as under
+``DistributedDataParallel`` without gathering. Only rank 0 writes files and prints.
 
 With one process (no ``torchrun``) every function here does nothing, and training is
 exactly the single-process code path.

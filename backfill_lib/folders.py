@@ -20,7 +20,7 @@ import torch
 from .dataset import DatasetNotFoundError, ImageDataset, cached_dataset
 from .storage import config_key
 
-__all__ = ["IMAGE_SUFFIXES", "load_image_folder", "load_tiny_imagenet"]
+__all__ = ["IMAGE_SUFFIXES", "list_images", "load_image_folder", "load_tiny_imagenet"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -41,7 +41,7 @@ def load_image_folder(
             "(or val/). Check the path, e.g. imagefolder:../shared/datasets/cifar10."
         )
     class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    files = {split: _list_images(root / split, class_names) for split in ("train", test_name)}
+    files = {split: list_images(root / split, class_names) for split in ("train", test_name)}
     return _decoded_folder(
         f"imagefolder:{root.name}", root, files, class_names, cache_dir, image_size
     )
@@ -84,8 +84,8 @@ def load_tiny_imagenet(
         test = [(root / "val" / "images" / f, index[w]) for f, w in sorted(rows) if w in index]
     else:
         test_name = "test" if (root / "test").is_dir() else "val"
-        test = _list_images(root / test_name, wnids)
-    files = {"train": _list_images(root / "train", wnids), "test": test}
+        test = list_images(root / test_name, wnids)
+    files = {"train": list_images(root / "train", wnids), "test": test}
     dataset = _decoded_folder(
         f"tinyimagenet:{root.name}", root, files, wnids, cache_dir, image_size
     )
@@ -150,7 +150,7 @@ def _decoded_folder(
     return cached_dataset(cache_dir, "imagefolder", key, decode)
 
 
-def _list_images(split_dir: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+def list_images(split_dir: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     """``(file, label)`` of every image under ``split_dir/<class>/`` (sub-folders too), in
     class order, then file name order (torchvision's ImageFolder rule)."""
     from torchvision.datasets.folder import make_dataset

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
@@ -50,6 +50,7 @@ __all__ = [
     "make_scheduler",
     "train_or_load",
     "TrainConfig",
+    "TrainingRun",
     "TrainingDivergedError",
 ]
 
@@ -189,7 +190,7 @@ def fit(
     checkpoint_config: dict | None = None,
     desc: str = "training",
 ) -> list[float]:
-    """Train in place; return the mean loss of every epoch.
+    """Train in place on images held in memory; return the mean loss of every epoch.
 
     ``images (N, C, H, W)`` uint8, ``labels (N,)``. With ``checkpoint``, a partial
     checkpoint (``<name>.partial.pt``) is written after each epoch and resumed from.
@@ -200,103 +201,138 @@ def fit(
             f"{desc}: need epochs >= 1 and at least 2 images (got {config.epochs}, {n})"
         )
     device = default_device()
-    model.to(device)
-    objective.to(device)
-    params = [p for p in chain(model.parameters(), objective.parameters()) if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-    )
-    steps_per_epoch = n // min(config.batch_size, n)  # drop the last partial batch (BatchNorm)
-    scheduler = make_scheduler(optimizer, config, config.epochs * steps_per_epoch)
-    modules: dict[str, Any] = dict(
-        model=model, objective=objective, optimizer=optimizer, scheduler=scheduler
-    )
-    partial = _partial_checkpoint_path(checkpoint) if checkpoint else None
-    state = load_derived(partial, checkpoint_config) if partial is not None else None
-    if state is not None:
-        for name, module in modules.items():
-            module.load_state_dict(state[name])
-        start, history = state["epoch"], state["history"]
-    else:
-        model.init_from_data(images[:5000].to(device).float() / 255)
-        start, history = 0, []
-    distributed.broadcast_parameters((model, objective))
     images, labels = images.to(device), labels.to(device)
-    bar = trange(
-        start,
-        config.epochs,
-        desc=desc,
-        leave=False,
-        initial=start,
-        total=config.epochs,
-        disable=not distributed.is_main(),
-    )
-    for epoch in bar:
-        history.append(
-            _train_epoch(model, objective, optimizer, scheduler, images, labels, config, epoch)
-        )
-        distributed.average_buffers((model, objective))
-        if not math.isfinite(history[-1]):
-            raise TrainingDivergedError(
-                f"{desc}: the loss became {history[-1]} in epoch {epoch + 1}; lower the learning "
-                f"rate (now {config.lr}) or the loss weights"
-            )
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-        if partial is not None and distributed.is_main():
-            states = {name: module.state_dict() for name, module in modules.items()}
-            save_torch(
-                {"config": checkpoint_config, "epoch": epoch + 1, "history": history, **states},
-                partial,
-            )
-    model.eval()
-    if len(history) > 1 and history[-1] > 0.99 * history[0]:
-        warnings.warn(
-            f"{desc}: the loss did not fall ({history[0]:.3f} -> {history[-1]:.3f}); the model "
-            "has probably not learned: check the learning rate and the data",
-            stacklevel=2,
-        )
-    return history
+    steps_per_epoch = n // min(config.batch_size, n)  # drop the last partial batch (BatchNorm)
+
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return _memory_batches(images, labels, config, epoch)
+
+    run = TrainingRun(config, steps_per_epoch, checkpoint, checkpoint_config, desc)
+    return run.train(model, objective, batches, images[:5000])
 
 
-def _train_epoch(
-    model: EmbeddingModel,
-    objective: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    config: TrainConfig,
-    epoch: int,
-) -> float:
-    """One epoch of :func:`fit`; the mean loss (over the ranks). Its shuffle and augmentation
-    are seeded by ``(config.seed, epoch)`` alone, so a resumed run repeats them exactly.
-    Every rank draws the whole global batch's augmentation and keeps its own slice, so the
-    images a rank trains on do not depend on the number of ranks."""
-    n, device = len(labels), images.device
+def _memory_batches(
+    images: torch.Tensor, labels: torch.Tensor, config: TrainConfig, epoch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's slices of one epoch's global batches. The shuffle and augmentation are
+    seeded by ``(config.seed, epoch)`` alone, so a resumed run repeats them exactly. Every
+    rank draws the whole global batch's augmentation and keeps its own slice, so the images
+    a rank trains on do not depend on the number of ranks."""
+    n = len(labels)
     batch = min(config.batch_size, n)
     mine = distributed.batch_slice(batch)
-    steps_per_epoch = n // batch
-    total = config.epochs * steps_per_epoch
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=gen).to(device)
-    model.train()
-    objective.train()
-    running = torch.zeros((), device=device)
-    for i in range(steps_per_epoch):
+    order = torch.randperm(n, generator=gen).to(images.device)
+    for i in range(n // batch):
         idx = order[i * batch : (i + 1) * batch]
         x = augment(images[idx], gen) if config.augment else images[idx]
-        x, y = x[mine], labels[idx][mine]
-        with autocast:
-            progress = (epoch * steps_per_epoch + i) / total
-            loss = objective(model, x.float() / 255, y, progress)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        distributed.average_gradients(optimizer.param_groups[0]["params"])
-        optimizer.step()
-        scheduler.step()
-        running += loss.detach()
-    return distributed.mean_over_ranks(running) / steps_per_epoch
+        yield x[mine], labels[idx][mine]
+
+
+@dataclass
+class TrainingRun:
+    """One training run: its optimiser, schedule, per-epoch checkpoint and resume, whatever
+    the batches come from (memory: :func:`fit`; files read as training goes:
+    :func:`backfill_lib.streaming.fit_files`)."""
+
+    config: TrainConfig
+    steps_per_epoch: int
+    checkpoint: Path | None
+    checkpoint_config: dict | None
+    desc: str
+
+    def train(
+        self,
+        model: EmbeddingModel,
+        objective: nn.Module,
+        batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        init_images: torch.Tensor,
+    ) -> list[float]:
+        """Train in place over ``batches(epoch)`` (this rank's uint8 images and labels);
+        ``init_images`` (uint8) feed the model's data-dependent initialisation."""
+        config, desc, device = self.config, self.desc, default_device()
+        model.to(device)
+        objective.to(device)
+        params = [p for p in chain(model.parameters(), objective.parameters()) if p.requires_grad]
+        optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+        scheduler = make_scheduler(optimizer, config, config.epochs * self.steps_per_epoch)
+        modules: dict[str, Any] = dict(
+            model=model, objective=objective, optimizer=optimizer, scheduler=scheduler
+        )
+        partial = _partial_checkpoint_path(self.checkpoint) if self.checkpoint else None
+        state = load_derived(partial, self.checkpoint_config) if partial is not None else None
+        if state is not None:
+            for name, module in modules.items():
+                module.load_state_dict(state[name])
+            start, history = state["epoch"], state["history"]
+        else:
+            model.init_from_data(init_images.to(device).float() / 255)
+            start, history = 0, []
+        distributed.broadcast_parameters((model, objective))
+        bar = trange(
+            start,
+            config.epochs,
+            desc=desc,
+            leave=False,
+            initial=start,
+            total=config.epochs,
+            disable=not distributed.is_main(),
+        )
+        for epoch in bar:
+            history.append(self._epoch(model, objective, optimizer, scheduler, batches, epoch))
+            distributed.average_buffers((model, objective))
+            if not math.isfinite(history[-1]):
+                raise TrainingDivergedError(
+                    f"{desc}: the loss became {history[-1]} in epoch {epoch + 1}; lower the "
+                    f"learning rate (now {config.lr}) or the loss weights"
+                )
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
+            if partial is not None and distributed.is_main():
+                states = {name: module.state_dict() for name, module in modules.items()}
+                save_torch(
+                    {"config": self.checkpoint_config, "epoch": epoch + 1, "history": history}
+                    | states,
+                    partial,
+                )
+        model.eval()
+        if len(history) > 1 and history[-1] > 0.99 * history[0]:
+            warnings.warn(
+                f"{desc}: the loss did not fall ({history[0]:.3f} -> {history[-1]:.3f}); the "
+                "model has probably not learned: check the learning rate and the data",
+                stacklevel=3,
+            )
+        return history
+
+    def _epoch(
+        self,
+        model: EmbeddingModel,
+        objective: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        epoch: int,
+    ) -> float:
+        """One epoch; the mean loss over its steps and the ranks."""
+        config, device = self.config, default_device()
+        total = config.epochs * self.steps_per_epoch
+        autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16")
+        model.train()
+        objective.train()
+        running = torch.zeros((), device=device)
+        for i, (x, y) in enumerate(batches(epoch)):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast:
+                progress = (epoch * self.steps_per_epoch + i) / total
+                loss = objective(model, x.float() / 255, y, progress)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(optimizer.param_groups[0]["params"])
+            optimizer.step()
+            scheduler.step()
+            running += loss.detach()
+        return distributed.mean_over_ranks(running) / self.steps_per_epoch
 
 
 def checkpoint_path(cache_dir: Path, name: str, cache_config: dict) -> Path:
