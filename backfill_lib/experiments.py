@@ -265,14 +265,17 @@ def notebook_experiment(
     runs on.
 
     ``dataset`` defaults to ``$BACKFILL_DATASET``, else the embedded ``"digits"``; ``profile``
-    to ``$BACKFILL_PROFILE``, else ``"cpu"``. So one switch runs every notebook on real
+    to ``$BACKFILL_PROFILE``, else ``"gpu"`` when a GPU is present (e.g. on Colab), else
+    ``"cpu"``. So one switch runs every notebook on real
     photographs: ``BACKFILL_DATASET=imagefolder:/abs/path/to/cifar10 jupyter lab`` (an
     absolute path: notebooks run in ``notebooks/``). ``data_root`` defaults to
     ``$BACKFILL_DATA_ROOT``; trained models are cached in ``$BACKFILL_CACHE`` (default
     ``~/.cache/backfill_lib``), so a second run loads them.
     """
     dataset = dataset or os.environ.get(DATASET_ENV) or "digits"
-    profile = profile or os.environ.get(PROFILE_ENV) or "cpu"
+    profile = (
+        profile or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
+    )
     experiment = Experiment(default_config(dataset, profile, methods=methods), data_root)
     print(
         f"{dataset} ({profile} profile), methods {', '.join(methods)}; cache {experiment.cache_dir}"

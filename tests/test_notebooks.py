@@ -54,6 +54,19 @@ def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment
     assert notebook_experiment(("rt",), dataset="digits").config.dataset == "digits"
 
 
+def test_the_setup_helper_picks_the_gpu_profile_when_a_gpu_is_present(monkeypatch, capsys):
+    from backfill_lib.experiments import DATASET_ENV, PROFILE_ENV, notebook_experiment
+
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    monkeypatch.setenv(DATASET_ENV, "cifar10")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert notebook_experiment(("rt",)).config.new.arch == "resnet18"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert notebook_experiment(("rt",)).config.new.arch == "airbench"
+    monkeypatch.setenv(PROFILE_ENV, "gpu")  # the environment decides over the hardware
+    assert notebook_experiment(("rt",)).config.new.arch == "resnet18"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(path):
     cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
