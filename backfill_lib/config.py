@@ -24,7 +24,7 @@ __all__ = [
     "default_config",
 ]
 
-PROFILES = ("cpu", "gpu")
+PROFILES = ("cpu", "gpu", "imagenet")
 
 # The compatible-loss weights of the CPU profile on 32x32 images, chosen on CIFAR-10's
 # validation split (docs/choices.md); AdvBCT keeps the registry's.
@@ -49,6 +49,8 @@ class ExperimentConfig:
     ``validation=True`` trains on 80% of the training images and uses the other 20% as
     query/gallery: the mode in which every default was chosen (``bench/tune.py``), so that
     no choice ever looks at the reported test split.
+    ``image_size``: the side in pixels that folder datasets are resized to (``imagefolder:``,
+    ``tinyimagenet:``, ``stream:``).
     ``limit_images`` (smoke tests): at most that many images per model's training set and
     per evaluation set (:class:`~backfill_lib.splits.ExperimentData`).
     """
@@ -66,6 +68,7 @@ class ExperimentConfig:
     order_seed: int = 0
     split_seed: int = 0
     validation: bool = False
+    image_size: int = 32
     limit_images: int | None = None
 
 
@@ -79,7 +82,12 @@ def default_config(
       smoothing, bf16 in channels-last (about 1,100 images/s on 2 cores with AMX); the
       metric-compatible loss at tau 0.2, weight 16, and the compatible-loss weights
       :data:`CPU_PROFILE_LOSS_WEIGHTS` (both chosen on CIFAR-10's validation split).
-    - ``gpu``: ResNet-18 for both models, 128-d, 100 epochs, batch 256.
+    - ``gpu``: ResNet-18 (3x3 stem) for both models, 128-d, 100 epochs, batch 256.
+    - ``imagenet``: ResNet-50 (standard stem) at 224 px, 128-d, 90 epochs, batch 256, cosine
+      LR 0.1, label smoothing 0.1, bf16; for ``stream:`` datasets such as ImageNet-1K.
+
+    ``batch_size`` is the global batch under torchrun, so no profile needs scaling by the
+    number of processes.
 
     The new models use seed 1 and the old seed 0: an independently trained new model must
     not share the old model's initialisation (a shared init makes them partly compatible
@@ -89,6 +97,7 @@ def default_config(
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     rt_mc = ExperimentConfig.rt_mc
     compatible_losses = _default_compatible_losses()
+    image_size = ExperimentConfig.image_size
     if dataset == "digits":
         train = TrainConfig(
             arch="cnn-small", embed_dim=32, epochs=30, batch_size=64, lr=0.05, classifier_scale=2.0
@@ -108,8 +117,19 @@ def default_config(
             warmup=0.25,
             precision="bf16",
         )
-    else:
+    elif profile == "gpu":
         train = TrainConfig(arch="resnet18", embed_dim=128, epochs=100, batch_size=256, lr=0.2)
+    else:
+        image_size = 224
+        train = TrainConfig(
+            arch="resnet50-imagenet",
+            embed_dim=128,
+            epochs=90,
+            batch_size=256,
+            lr=0.1,
+            label_smoothing=0.1,
+            precision="bf16",
+        )
     return replace(
         ExperimentConfig(
             dataset=dataset,
@@ -117,6 +137,7 @@ def default_config(
             new=replace(train, seed=1),
             rt_mc=rt_mc,
             compatible_losses=compatible_losses,
+            image_size=image_size,
         ),
         **overrides,
     )

@@ -8,6 +8,8 @@ in memory). Names understood by :func:`load_dataset`:
   folders under ``data_root`` (downloaded there when ``download=True`` and online).
 - ``imagefolder:PATH``: an ImageFolder tree with ``PATH/train/<class>/*`` and
   ``PATH/test/<class>/*`` (``val/`` is accepted for ``test/``), resized to ``image_size``.
+- ``stream:PATH``: an ImageFolder tree (e.g. ImageNet) left on disk: decoded a batch at a
+  time by :mod:`backfill_lib.streaming` while training and embedding, never all at once.
 - ``tinyimagenet:PATH``: Tiny-ImageNet, or any subset of its classes, from a folder or a
   ``.tar`` of one (see :func:`~backfill_lib.folders.load_tiny_imagenet`), resized to
   ``image_size``.
@@ -36,7 +38,14 @@ __all__ = [
     "load_digits",
 ]
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder:PATH", "tinyimagenet:PATH")
+DATASETS = (
+    "digits",
+    "cifar10",
+    "cifar100",
+    "imagefolder:PATH",
+    "tinyimagenet:PATH",
+    "stream:PATH",
+)
 
 
 def load_dataset(
@@ -59,6 +68,10 @@ def load_dataset(
         return load_cifar(name, data_root, download=download)
     if name.startswith("imagefolder:"):
         return load_image_folder(name.split(":", 1)[1], cache_dir=cache_dir, image_size=image_size)
+    if name.startswith("stream:"):
+        from .streaming import load_files  # streaming trains, and training imports this module
+
+        return load_files(name.split(":", 1)[1], image_size=image_size)
     if name.startswith("tinyimagenet:"):
         return load_tiny_imagenet(name.split(":", 1)[1], cache_dir=cache_dir, image_size=image_size)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -45,7 +45,10 @@ class ImageDataset:
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
 
     def fingerprint(self) -> str:
-        """A short content hash: labels, shapes and a strided sample of the pixels."""
+        """A short content hash: labels, shapes and a strided sample of the pixels (of files
+        left on disk, ``stream:``: their list, sizes and modification times)."""
+        if not isinstance(self.train_images, torch.Tensor):
+            return self.train_images.fingerprint() + self.test_images.fingerprint()
         digest = hashlib.sha256()
         for x in (self.train_images, self.train_labels, self.test_images, self.test_labels):
             digest.update(str(tuple(x.shape)).encode())
@@ -53,7 +56,10 @@ class ImageDataset:
         return digest.hexdigest()[:16]
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training images, in [0, 1] units."""
+        """Per-channel mean and std of the training images, in [0, 1] units (of files left on
+        disk: of a sample of them)."""
+        if not isinstance(self.train_images, torch.Tensor):
+            return self.train_images.channel_stats()
         x = self.train_images.float().div_(255).transpose(0, 1).flatten(1)
         return x.mean(1).tolist(), x.std(1).clamp_min(1e-3).tolist()
 

@@ -74,6 +74,7 @@ class Experiment:
             self.cache_dir,
             download,
             config.limit_images,
+            config.image_size,
         )
         self.artefacts = ArtefactStore(self.config, self.data, self.cache_dir)
         self._one_space_curves: dict[tuple[str, str], Curve] = {}

@@ -34,6 +34,8 @@ ARCHITECTURES = (
     "resnet56",
     "resnet18",
     "resnet50",
+    "resnet18-imagenet",
+    "resnet50-imagenet",
 )
 
 
@@ -162,13 +164,17 @@ class AirbenchNet(nn.Module):
         return torch.amax(x, dim=(2, 3))
 
 
-def _imagenet_resnet(name: str, in_channels: int) -> nn.Module:
-    """torchvision's ResNet-18/50 with a 3x3 stride-1 stem and no max-pool (for 32x32)."""
+def _imagenet_resnet(name: str, in_channels: int, small_images: bool = True) -> nn.Module:
+    """torchvision's ResNet-18/50: with ``small_images`` a 3x3 stride-1 stem and no max-pool
+    (for 32x32), else the standard 7x7 stride-2 stem and max-pool (for 224x224)."""
     import torchvision
 
     net = getattr(torchvision.models, name)(weights=None)
-    net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-    net.maxpool = nn.Identity()
+    if small_images:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     net.out_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
@@ -186,6 +192,8 @@ def make_backbone(arch: str, in_channels: int) -> nn.Module:
         return CifarResNet(int(arch[6:]), in_channels)
     if arch in ("resnet18", "resnet50"):
         return _imagenet_resnet(arch, in_channels)
+    if arch in ("resnet18-imagenet", "resnet50-imagenet"):
+        return _imagenet_resnet(arch.removesuffix("-imagenet"), in_channels, small_images=False)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 

@@ -115,7 +115,8 @@ class ExperimentData:
     (:func:`validation_holdout`, seeded by ``split_seed``) and the other 20% are the
     query/gallery set, so that tuning never looks at the reported test split.
 
-    ``limit_images`` (for smoke tests) keeps a seeded random subset of at most that many
+    ``image_size``: the side that folder datasets are resized to. ``limit_images`` (for
+    smoke tests) keeps a seeded random subset of at most that many
     images of each model's training set and of the query/gallery and test sets.
     """
 
@@ -129,18 +130,19 @@ class ExperimentData:
         cache_dir: str | Path | None = None,
         download: bool = False,
         limit_images: int | None = None,
+        image_size: int = 32,
     ) -> None:
         if limit_images is not None and limit_images < 2:
             raise ValueError(f"limit_images {limit_images}: keep at least 2 images, or None")
         self.name, self.setting = dataset, setting
         self.split_seed, self.validation = split_seed, validation
-        self.limit_images = limit_images
+        self.limit_images, self.image_size = limit_images, image_size
         self._load_args = (data_root, cache_dir, download)
 
     @cached_property
     def dataset(self) -> ImageDataset:
         data_root, cache_dir, download = self._load_args
-        return load_dataset(self.name, data_root, cache_dir, download)
+        return load_dataset(self.name, data_root, cache_dir, download, self.image_size)
 
     @cached_property
     def split(self) -> Split:
@@ -229,4 +231,5 @@ class ExperimentData:
             "validation": self.validation,
             # only when set, so that the keys of full runs stay as they were
             **({"limit_images": self.limit_images} if self.limit_images is not None else {}),
+            **({"image_size": self.image_size} if self.image_size != 32 else {}),
         }

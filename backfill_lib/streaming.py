@@ -13,19 +13,21 @@ horizontal flip; for evaluation a resize to 8/7 of the size and a centre crop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 from pathlib import Path
+from typing import cast, overload
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import distributed
+from .dataset import DatasetNotFoundError, ImageDataset
 from .folders import list_images
 from .models import EmbeddingModel
 from .training import TrainConfig, TrainingRun
 
-__all__ = ["ImageFiles", "fit_files", "loader"]
+__all__ = ["ImageFiles", "embed_files", "fit_files", "load_files", "loader"]
 
 
 class ImageFiles(Dataset):
@@ -49,6 +51,7 @@ class ImageFiles(Dataset):
         if image_size < 1:
             raise ValueError(f"image_size {image_size}: give a positive size in pixels")
         self.items, self.class_names, self.train = items, class_names, train
+        self.image_size, self.crop_scale = image_size, crop_scale
         if train:
             steps = [v2.RandomResizedCrop(image_size, scale=crop_scale), v2.RandomHorizontalFlip()]
         else:
@@ -68,12 +71,62 @@ class ImageFiles(Dataset):
         """``(N,)`` int64: every item's label, without opening a file."""
         return torch.tensor([label for _, label in self.items], dtype=torch.int64)
 
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(N, 3, S, S)``: what the decoded images would be, like a tensor's shape."""
+        return (len(self.items), 3, self.image_size, self.image_size)
+
+    def subset(self, index: slice | torch.Tensor | list[int]) -> ImageFiles:
+        """The items at ``index`` (a slice, integer indices or a boolean mask), as the
+        images of a tensor would be indexed; nothing is decoded."""
+        if isinstance(index, slice):
+            items = self.items[index]
+        else:
+            chosen = torch.as_tensor(index)
+            if chosen.dtype == torch.bool:
+                chosen = torch.nonzero(chosen).flatten()
+            items = [self.items[i] for i in chosen.tolist()]
+        return ImageFiles(items, self.class_names, self.image_size, self.train, self.crop_scale)
+
+    def for_evaluation(self) -> ImageFiles:
+        """The same files with the evaluation transform (what embeddings are computed on)."""
+        return ImageFiles(self.items, self.class_names, self.image_size, False, self.crop_scale)
+
+    def fingerprint(self) -> str:
+        """A short hash of the file list: paths, sizes and modification times."""
+        digest = hashlib.sha256()
+        for file, label in self.items:
+            stat = file.stat()
+            digest.update(f"{file}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()[:16]
+
+    def channel_stats(self, sample: int = 2000) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1] units, from a seeded sample of the images
+        (evaluation transform)."""
+        files = self.for_evaluation()
+        chosen = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))
+        batch = torch.stack([files[i][0] for i in chosen[:sample].tolist()])
+        x = batch.float().div_(255).transpose(0, 1).flatten(1)
+        return x.mean(1).tolist(), x.std(1).clamp_min(1e-3).tolist()
+
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    @overload
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice | torch.Tensor | list[int]) -> ImageFiles: ...
+
+    def __getitem__(
+        self, index: int | slice | torch.Tensor | list[int]
+    ) -> tuple[torch.Tensor, int] | ImageFiles:
+        """Item ``index`` decoded (an int: what a ``DataLoader`` asks for), or the subset at
+        ``index`` (anything else: what the library's indexing of image tensors does)."""
         from PIL import Image
 
+        if not isinstance(index, int):
+            return self.subset(index)
         file, label = self.items[index]
         try:
             with Image.open(file) as opened:
@@ -130,15 +183,17 @@ def fit_files(
     ``workers`` processes decode and augment each batch (``files`` should be a training
     :class:`ImageFiles`; ``config.augment`` is not used: its transforms are the
     augmentation). Returns the mean loss of every epoch."""
-    steps_per_epoch = len(loader(files, config.batch_size, 0, config.seed, workers))
+    batch = min(config.batch_size, len(files))  # as fit: a small set is one batch
+
+    def batches(epoch: int) -> DataLoader:
+        return loader(files, batch, epoch, config.seed, workers)
+
+    steps_per_epoch = len(batches(0))
     if config.epochs < 1 or steps_per_epoch < 1:
         raise ValueError(
-            f"{desc}: need epochs >= 1 and at least one batch of {config.batch_size} images "
-            f"(got {config.epochs}, {len(files)} images)"
+            f"{desc}: need epochs >= 1 and at least 2 images (got {config.epochs}, "
+            f"{len(files)} images)"
         )
-
-    def batches(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        return loader(files, config.batch_size, epoch, config.seed, workers)
 
     first = next(  # a first batch for the model's data-dependent initialisation
         iter(
@@ -152,3 +207,40 @@ def fit_files(
     )
     run = TrainingRun(config, steps_per_epoch, checkpoint, checkpoint_config, desc)
     return run.train(model, objective, batches, first[0])
+
+
+@torch.no_grad()
+def embed_files(model: EmbeddingModel, files: ImageFiles, workers: int = 2) -> torch.Tensor:
+    """:func:`~backfill_lib.training.embed` for files: unit embeddings ``(N, d)`` (CPU,
+    float32) of every image, in order, through the evaluation transform."""
+    from .training import default_device
+
+    device = default_device()
+    model.eval().to(device)
+    batches = DataLoader(files.for_evaluation(), batch_size=256, num_workers=workers)
+    out = [model(x.to(device).float() / 255).cpu() for x, _ in batches]
+    model.cpu()
+    return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
+
+
+def load_files(path: str | Path, image_size: int = 32) -> ImageDataset:
+    """``stream:PATH``: an ImageFolder tree (``train/`` and ``test/`` or ``val/``) whose
+    images stay on disk: the dataset's image "tensors" are :class:`ImageFiles`, decoded a
+    batch at a time wherever the library indexes them (training, embedding)."""
+    root = Path(path).expanduser().resolve()
+    test_name = "test" if (root / "test").is_dir() else "val"
+    if not (root / "train").is_dir() or not (root / test_name).is_dir():
+        raise DatasetNotFoundError(
+            f"stream:{path}: expected {root}/train/<class>/* and {root}/test/<class>/* "
+            "(or val/), e.g. an ImageNet tree: stream:~/data/imagenet"
+        )
+    train = ImageFiles.from_folder(root, "train", image_size, train=True)
+    test = ImageFiles.from_folder(root, test_name, image_size, train=False)
+    return ImageDataset(  # ImageFiles stand in for the image tensors: they index alike
+        name=f"stream:{root.name}",
+        train_images=cast(torch.Tensor, train),
+        train_labels=train.labels,
+        test_images=cast(torch.Tensor, test),
+        test_labels=test.labels,
+        class_names=train.class_names,
+    )

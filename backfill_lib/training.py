@@ -366,7 +366,12 @@ def train_or_load(
             model.load_state_dict(state["model"])
             objective.load_state_dict(state["objective"])
             return model.eval(), objective, state["history"]
-        history = fit(model, objective, images, labels, config, path, cache_config, desc=name)
+        if isinstance(images, torch.Tensor):
+            history = fit(model, objective, images, labels, config, path, cache_config, name)
+        else:  # files left on disk (stream:)
+            from .streaming import fit_files
+
+            history = fit_files(model, objective, images, config, path, cache_config, name)
         model.cpu()
         objective.cpu()
         if distributed.is_main():
@@ -386,7 +391,12 @@ def train_or_load(
 
 @torch.no_grad()
 def embed(model: EmbeddingModel, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Unit embeddings ``(N, d)`` (CPU, float32) of uint8 images ``(N, C, H, W)``."""
+    """Unit embeddings ``(N, d)`` (CPU, float32) of uint8 images ``(N, C, H, W)`` (or of
+    :class:`~backfill_lib.streaming.ImageFiles`, decoded a batch at a time)."""
+    if not isinstance(images, torch.Tensor):
+        from .streaming import embed_files
+
+        return embed_files(model, images)
     device = default_device()
     model.eval().to(device)
     out = [

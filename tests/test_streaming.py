@@ -1,6 +1,8 @@
 """Images read from disk as training goes: the loader shards an epoch over processes, and
 fit_files trains from files that are never held in memory at once, resuming exactly."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -100,3 +102,38 @@ def test_an_interrupted_streaming_run_resumes_to_the_same_weights(tree, tmp_path
     fit_files(resumed, objective, files, CONFIG, checkpoint, {"run": 1}, workers=1)
     for name, tensor in reference.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+@pytest.mark.slow
+def test_a_stream_dataset_runs_the_demo_without_decoding_the_folder(tree, tmp_path, monkeypatch):
+    """``--dataset stream:PATH``: models, embeddings, psi and curves from files on disk."""
+    from backfill_lib.cli import main
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the whole folder was decoded into memory")
+
+    monkeypatch.setattr(folders, "_decode", no_decoding)
+    args = ["demo", "--dataset", f"stream:{tree}", "--methods", "drm", "rt", "--epochs", "1"]
+    out = tmp_path / "out"
+    assert main([*args, "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["gallery_size"] == CLASSES * PER_CLASS
+    new_new = results["methods"]["new/new"]["final_mAP"]
+    assert results["methods"]["rt"]["final_mAP"] == new_new  # no regret, from files too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "arch"), [("gpu", "resnet18"), ("imagenet", "resnet50")])
+def test_the_large_profiles_smoke_test_on_a_cpu(tree, tmp_path, capsys, profile, arch):
+    """``--limit-images`` and ``--epochs 1``: a profile's models run end to end in seconds."""
+    from backfill_lib.cli import main
+
+    args = ["train", "--dataset", f"stream:{tree}", "--profile", profile, "--model", "old"]
+    assert main([*args, "--limit-images", "32", "--epochs", "1", "--cache", str(tmp_path)]) == 0
+    assert "old: trained" in capsys.readouterr().out
+    (checkpoint,) = (tmp_path / "checkpoints").glob("old-*.pt")
+    state = load_torch(checkpoint)
+    assert state["config"]["train"]["arch"].startswith(arch) and len(state["history"]) == 1
+    if profile == "imagenet":  # the standard stem: 7x7, stride 2, at 224 px
+        assert state["model"]["backbone.conv1.weight"].shape[-1] == 7
+        assert state["config"]["image_size"] == 224
