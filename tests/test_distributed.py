@@ -71,11 +71,11 @@ def launcher(processes: int) -> list[str]:
     return [*run, "--nproc_per_node", str(processes)]
 
 
-def train_command(tree, cache, processes: int, epochs: int) -> list[str]:
+def train_command(tree, cache, processes: int, epochs: int, kind: str = "imagefolder") -> list:
     args = [
         "train",
         "--dataset",
-        f"imagefolder:{tree}",
+        f"{kind}:{tree}",
         "--model",
         "old",
         "--epochs",
@@ -96,8 +96,8 @@ def run(command: list) -> str:
     return done.stdout
 
 
-def train(tree, cache, processes: int, epochs: int = 4) -> dict:
-    stdout = run(train_command(tree, cache, processes, epochs))
+def train(tree, cache, processes: int, epochs: int = 4, kind: str = "imagefolder") -> dict:
+    stdout = run(train_command(tree, cache, processes, epochs, kind))
     (checkpoint,) = (cache / "checkpoints").glob("old-*.pt")
     return load_torch(checkpoint) | {"stdout": stdout}
 
@@ -124,6 +124,13 @@ def test_two_processes_train_like_one(image_tree, tmp_path):
     np.testing.assert_allclose(two["history"], one["history"], rtol=LOSS_TOLERANCE)
     assert two["stdout"].count("top-1") == 2  # rank 0 alone reports (trained; the file)
     assert one["model"].keys() == two["model"].keys()
+
+
+def test_two_processes_train_from_files_left_on_disk(image_tree, tmp_path):
+    """``stream:``: each process's DataLoader decodes its shard of every batch."""
+    two = train(image_tree, tmp_path / "two", processes=2, kind="stream")
+    assert len(two["history"]) == 4 and two["history"][-1] < 0.7 * two["history"][0]
+    assert two["stdout"].count("top-1") == 2
 
 
 def test_a_killed_two_process_run_resumes_to_the_same_weights(image_tree, tmp_path):
