@@ -92,7 +92,7 @@ def test_the_readme_fits_on_a_few_screens():
 # README, "What the experiments show": which method delivers the largest share of the gain
 LEADERS = {
     "cifar10": {"results.json": "rt+mc", "results-uncertainty.json": "rt+mc"},
-    "tinyimagenet-dev100": {"results.json": "bct", "results-uncertainty.json": "rt+mc"},
+    "tinyimagenet-dev100": {"results.json": "rt+mc", "results-uncertainty.json": "rt+mc"},
 }
 
 
@@ -110,9 +110,11 @@ def test_the_readme_summary_holds_on_real_images(dataset):
         gains = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
         assert max(gains, key=gains.get) == leader, f"{name}: {gains}"
         assert abs(methods["rt"]["auc_mAP"] - methods["drm"]["auc_mAP"]) < 0.01  # "level"
-        for method in ("ract", "l2"):
-            assert methods[method]["final_mAP"] < new_new
-    assert compat["ract"]["compatible"] and compat["l2"]["compatible"]
+        if dataset == "cifar10":  # the weights were chosen on CIFAR-10
+            for method in ("ract", "l2"):
+                assert methods[method]["final_mAP"] < new_new
+    transferred = dataset == "cifar10"  # RACT and L2 compatible where the weights were chosen
+    assert compat["ract"]["compatible"] == transferred and compat["l2"]["compatible"] == transferred
     assert not compat["advbct"]["compatible"]
 
 
