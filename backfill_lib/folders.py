@@ -13,6 +13,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,7 +21,17 @@ import torch
 from .dataset import DatasetNotFoundError, ImageDataset, cached_dataset
 from .storage import config_key
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "load_image_folder", "load_tiny_imagenet"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "image_folder_tree",
+    "list_images",
+    "load_image_folder",
+    "load_tiny_imagenet",
+    "open_rgb",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -33,18 +44,39 @@ def load_image_folder(
     Images are converted to RGB and resized to ``image_size`` squared. The decoded tensors
     are cached under ``cache_dir/data`` keyed by the tree's path, file list and size.
     """
-    root = Path(path).expanduser().resolve()
-    test_name = "test" if (root / "test").is_dir() else "val"
-    if not (root / "train").is_dir() or not (root / test_name).is_dir():
-        raise DatasetNotFoundError(
-            f"imagefolder:{path}: expected {root}/train/<class>/* and {root}/test/<class>/* "
-            "(or val/). Check the path, e.g. imagefolder:../shared/datasets/cifar10."
-        )
-    class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    root, test_name, class_names = image_folder_tree(
+        path, "imagefolder", "imagefolder:../shared/datasets/cifar10"
+    )
     files = {split: list_images(root / split, class_names) for split in ("train", test_name)}
     return _decoded_folder(
         f"imagefolder:{root.name}", root, files, class_names, cache_dir, image_size
     )
+
+
+def image_folder_tree(path: str | Path, scheme: str, example: str) -> tuple[Path, str, list[str]]:
+    """An ImageFolder tree's root, the name of its test split's folder (``test`` or ``val``)
+    and its classes (the folders under ``train/``, sorted); an error naming the expected
+    layout (``scheme:path``, and an ``example``) when ``path`` is not one."""
+    root = Path(path).expanduser().resolve()
+    test_name = "test" if (root / "test").is_dir() else "val"
+    if not (root / "train").is_dir() or not (root / test_name).is_dir():
+        raise DatasetNotFoundError(
+            f"{scheme}:{path}: expected {root}/train/<class>/* and {root}/test/<class>/* "
+            f"(or val/). Check the path, e.g. {example}."
+        )
+    return root, test_name, sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+
+
+def open_rgb(file: Path) -> Image.Image:
+    """The image in ``file``, decoded and converted to RGB; a ValueError naming the file
+    when it cannot be read (unreadable, truncated or not an image)."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{file}: cannot decode this image ({err}); replace or delete it") from err
 
 
 def load_tiny_imagenet(
@@ -174,15 +206,9 @@ def _decode(
 
     images = np.empty((len(items), size, size, 3), dtype=np.uint8)
     for i, (file, _) in enumerate(tqdm(items, desc=desc, leave=False)):
-        try:
-            with Image.open(file) as opened:
-                img = opened.convert("RGB")
-                if img.size != (size, size):
-                    img = img.resize((size, size), Image.Resampling.BILINEAR)
-                images[i] = np.asarray(img)
-        except (OSError, ValueError) as err:  # unreadable, truncated or not an image
-            raise ValueError(
-                f"{file}: cannot decode this image ({err}); replace or delete it"
-            ) from err
+        img = open_rgb(file)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        images[i] = np.asarray(img)
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels

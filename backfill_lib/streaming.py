@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import distributed
-from .dataset import DatasetNotFoundError, ImageDataset
-from .folders import list_images
+from .dataset import ImageDataset
+from .folders import image_folder_tree, list_images, open_rgb
 from .models import EmbeddingModel
-from .training import TrainConfig, TrainingRun
+from .training import TrainConfig, TrainingRun, default_device
 
 __all__ = ["ImageFiles", "embed_files", "fit_files", "load_files", "loader"]
 
@@ -123,19 +123,10 @@ class ImageFiles(Dataset):
     ) -> tuple[torch.Tensor, int] | ImageFiles:
         """Item ``index`` decoded (an int: what a ``DataLoader`` asks for), or the subset at
         ``index`` (anything else: what the library's indexing of image tensors does)."""
-        from PIL import Image
-
         if not isinstance(index, int):
             return self.subset(index)
         file, label = self.items[index]
-        try:
-            with Image.open(file) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError) as err:  # unreadable, truncated or not an image
-            raise ValueError(
-                f"{file}: cannot decode this image ({err}); replace or delete it"
-            ) from err
-        return self.transform(image), label
+        return self.transform(open_rgb(file)), label
 
 
 def loader(
@@ -213,8 +204,6 @@ def fit_files(
 def embed_files(model: EmbeddingModel, files: ImageFiles, workers: int = 2) -> torch.Tensor:
     """:func:`~backfill_lib.training.embed` for files: unit embeddings ``(N, d)`` (CPU,
     float32) of every image, in order, through the evaluation transform."""
-    from .training import default_device
-
     device = default_device()
     model.eval().to(device)
     batches = DataLoader(files.for_evaluation(), batch_size=256, num_workers=workers)
@@ -227,15 +216,9 @@ def load_files(path: str | Path, image_size: int = 32) -> ImageDataset:
     """``stream:PATH``: an ImageFolder tree (``train/`` and ``test/`` or ``val/``) whose
     images stay on disk: the dataset's image "tensors" are :class:`ImageFiles`, decoded a
     batch at a time wherever the library indexes them (training, embedding)."""
-    root = Path(path).expanduser().resolve()
-    test_name = "test" if (root / "test").is_dir() else "val"
-    if not (root / "train").is_dir() or not (root / test_name).is_dir():
-        raise DatasetNotFoundError(
-            f"stream:{path}: expected {root}/train/<class>/* and {root}/test/<class>/* "
-            "(or val/), e.g. an ImageNet tree: stream:~/data/imagenet"
-        )
-    train = ImageFiles.from_folder(root, "train", image_size, train=True)
-    test = ImageFiles.from_folder(root, test_name, image_size, train=False)
+    root, test_name, class_names = image_folder_tree(path, "stream", "stream:~/data/imagenet")
+    train = ImageFiles(list_images(root / "train", class_names), class_names, image_size, True)
+    test = ImageFiles(list_images(root / test_name, class_names), class_names, image_size, False)
     return ImageDataset(  # ImageFiles stand in for the image tensors: they index alike
         name=f"stream:{root.name}",
         train_images=cast(torch.Tensor, train),
