@@ -125,7 +125,9 @@ class ArtefactStore:
                 mean,
                 std,
                 train.classifier_scale,
-                channels_last=train.precision == "bf16",
+                # the layout oneDNN and tensor cores run convolutions fastest in (fp32 too:
+                # bench/backbones.py); moot for the digits' 8x8 SmallCNN, which keeps NCHW
+                channels_last=train.arch != "cnn-small",
             )
             if name in ("old", "new"):
                 return model, ClassifierObjective(train.label_smoothing)

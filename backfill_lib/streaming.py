@@ -22,10 +22,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import distributed
+from .compute import default_device
 from .dataset import ImageDataset
 from .folders import image_folder_tree, list_images, open_rgb
 from .models import EmbeddingModel
-from .training import TrainConfig, TrainingRun, default_device
+from .training import TrainConfig, TrainingRun
 
 __all__ = ["ImageFiles", "embed_files", "fit_files", "load_files", "loader"]
 

@@ -6,7 +6,9 @@
   and augmentation are seeded by ``(seed, epoch)``, so an interrupted run resumes from its
   last finished epoch and ends with the same weights as an uninterrupted one.
 - :func:`train_or_load` wraps it in the cache: the checkpoint's name is the hash of the
-  full configuration, so re-running reuses it and any change retrains.
+  full configuration, so re-running reuses it and any change retrains. Each checkpoint
+  also records how it was computed (:func:`backfill_lib.compute.numerics`), and loading or
+  resuming one computed otherwise warns.
 
 Under ``torchrun`` with several processes, :func:`fit` trains data-parallel: every rank
 takes its slice of each global batch and the gradients are averaged
@@ -33,6 +35,7 @@ from torch import nn
 from tqdm.auto import trange
 
 from . import distributed
+from .compute import default_device, numerics
 from .data import augment
 from .models import EmbeddingModel
 from .storage import config_key, exclusive, load_derived, load_torch, save_torch
@@ -44,7 +47,6 @@ __all__ = [
     "checkpoint_path",
     "ClassifierObjective",
     "CompatibleObjective",
-    "default_device",
     "embed",
     "fit",
     "make_scheduler",
@@ -59,11 +61,16 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def default_device() -> torch.device:
-    """CUDA when present (this process's GPU under torchrun), else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+def _warn_if_computed_otherwise(path: Path, stored: dict | None, consequence: str) -> None:
+    """Warn when the checkpoint at ``path`` was made under other :func:`numerics` (nothing
+    for a checkpoint from before they were recorded)."""
+    now = numerics()
+    if stored is None or stored == now or not distributed.is_main():
+        return
+    differ = ", ".join(
+        f"{k} {stored.get(k)} (now {now[k]})" for k in now if stored.get(k) != now[k]
+    )
+    warnings.warn(f"{path} was computed with {differ}: {consequence}", stacklevel=3)
 
 
 SCHEDULES = ("cosine", "one-cycle")
@@ -263,10 +270,15 @@ class TrainingRun:
         )
         partial = _partial_checkpoint_path(self.checkpoint) if self.checkpoint else None
         state = load_derived(partial, self.checkpoint_config) if partial is not None else None
-        if state is not None:
+        if partial is not None and state is not None:
             for name, module in modules.items():
                 module.load_state_dict(state[name])
             start, history = state["epoch"], state["history"]
+            _warn_if_computed_otherwise(
+                partial,
+                state.get("trained_with"),
+                "the resumed model will not be bit-identical to an uninterrupted run",
+            )
         else:
             model.init_from_data(init_images.to(device).float() / 255)
             start, history = 0, []
@@ -292,7 +304,12 @@ class TrainingRun:
             if partial is not None and distributed.is_main():
                 states = {name: module.state_dict() for name, module in modules.items()}
                 save_torch(
-                    {"config": self.checkpoint_config, "epoch": epoch + 1, "history": history}
+                    {
+                        "config": self.checkpoint_config,
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "trained_with": numerics(),
+                    }
                     | states,
                     partial,
                 )
@@ -365,6 +382,13 @@ def train_or_load(
             state = load_torch(path, cache_config)
             model.load_state_dict(state["model"])
             objective.load_state_dict(state["objective"])
+            _warn_if_computed_otherwise(
+                path,
+                state.get("trained_with"),
+                "used as it is (the cache key says what was trained, not how); a model "
+                "trained here could differ by a few tenths of a mAP point: delete the file "
+                "to train it here",
+            )
             return model.eval(), objective, state["history"]
         if isinstance(images, torch.Tensor):
             history = fit(model, objective, images, labels, config, path, cache_config, name)
@@ -381,6 +405,7 @@ def train_or_load(
                     "history": history,
                     "model": model.state_dict(),
                     "objective": objective.state_dict(),
+                    "trained_with": numerics(),
                 },
                 path,
             )

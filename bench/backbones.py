@@ -1,11 +1,12 @@
-"""Training throughput of each 32x32 backbone: fp32 NCHW against bf16 channels-last.
+"""Training throughput of each 32x32 backbone: fp32 NCHW, fp32 channels-last, bf16 channels-last.
 
 One training step (forward, cross-entropy, backward, Nesterov SGD step) of the full
 :class:`~backfill_lib.models.EmbeddingModel` on random images, batch 256, on this machine's
-CPU threads. Prints images/s per backbone and precision; the last line is
-``ratio <airbench bf16 channels-last images/s / ResNet-20 fp32 images/s>`` (the new CPU
-profile's backbone and fast path against the previous profile's). ``--compile`` adds a
-``torch.compile``d bf16 column (the CPU profile does not compile: it was slower here).
+CPU threads. Prints images/s per backbone and layout/precision, whether this CPU has native
+bf16 (:func:`backfill_lib.compute.bf16_is_native`), and, last, ``ratio <airbench in the
+precision the CPU profile picks here / airbench in the other precision>`` (both
+channels-last): above 1 when the profile's pick is the faster one. ``--compile`` adds a
+``torch.compile``d bf16 column (the CPU profile does not compile: it was slower on AMX).
 
     python bench/backbones.py [--archs resnet20 airbench ...] [--batch 256] [--steps 6]
                               [--compile]
@@ -19,16 +20,25 @@ import time
 import torch
 import torch.nn.functional as F
 
+from backfill_lib.compute import bf16_is_native
+from backfill_lib.config import default_config
 from backfill_lib.models import EmbeddingModel
 
 
 def images_per_second(
-    arch: str, bf16: bool, batch: int, steps: int, compile_model: bool = False
+    arch: str,
+    bf16: bool,
+    channels_last: bool,
+    batch: int,
+    steps: int,
+    compile_model: bool = False,
 ) -> float:
-    """Training images/s of ``arch``, fp32 NCHW or bf16 channels-last, after 2 warm-up steps
-    (which also compile, with ``compile_model``)."""
+    """Training images/s of ``arch`` after 2 warm-up steps (which also compile, with
+    ``compile_model``)."""
     torch.manual_seed(0)
-    model = EmbeddingModel(arch, 64, 10, 3, [0.5] * 3, [0.25] * 3, channels_last=bf16).train()
+    model = EmbeddingModel(
+        arch, 64, 10, 3, [0.5] * 3, [0.25] * 3, channels_last=channels_last
+    ).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     forward = torch.compile(model) if compile_model else model
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
@@ -52,19 +62,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (bf16)")
     args = parser.parse_args()
-    print(f"{torch.get_num_threads()} threads, batch {args.batch}, images/s")
+    picked = default_config("cifar10").new.precision
+    print(
+        f"{torch.get_num_threads()} threads, batch {args.batch}, images/s; native bf16: "
+        f"{bf16_is_native()}, so the CPU profile trains in {picked}"
+    )
+    layouts = {"fp32 NCHW": (False, False), "fp32 channels-last": (False, True)}
+    layouts["bf16 channels-last"] = (True, True)
     speed = {}
     for arch in args.archs:
-        for bf16 in (False, True):
-            speed[arch, bf16] = images_per_second(arch, bf16, args.batch, args.steps)
-        line = f"{arch:14s} fp32 NCHW {speed[arch, False]:7.0f}   bf16 channels-last"
-        line += f" {speed[arch, True]:7.0f}"
+        line = f"{arch:14s}"
+        for name, (bf16, channels_last) in layouts.items():
+            speed[arch, name] = images_per_second(arch, bf16, channels_last, args.batch, args.steps)
+            line += f"   {name} {speed[arch, name]:6.0f}"
         if args.compile:
-            compiled = images_per_second(arch, True, args.batch, args.steps, compile_model=True)
-            line += f"   compiled {compiled:7.0f}"
+            compiled = images_per_second(arch, True, True, args.batch, args.steps, True)
+            line += f"   bf16 compiled {compiled:6.0f}"
         print(line, flush=True)
-    if ("airbench", True) in speed and ("resnet20", False) in speed:
-        print(f"ratio {speed['airbench', True] / speed['resnet20', False]:.2f}")
+    if "airbench" in args.archs:
+        other = "fp32" if picked == "bf16" else "bf16"
+        ratio = (
+            speed["airbench", f"{picked} channels-last"]
+            / speed["airbench", f"{other} channels-last"]
+        )
+        print(f"ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backfill_lib.compute import bf16_is_native, numerics
 from backfill_lib.config import default_config
 from backfill_lib.data import load_dataset
 from backfill_lib.models import ARCHITECTURES, AirbenchNet, EmbeddingModel, make_backbone
@@ -219,6 +220,40 @@ def test_an_interrupted_run_resumes_to_the_same_weights(digits, tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
 
 
+@pytest.fixture
+def other_thread_count():
+    """Run the test body under another torch thread count than the checkpoints it makes."""
+    before = torch.get_num_threads()
+    yield lambda: torch.set_num_threads(1 if before != 1 else 2)
+    torch.set_num_threads(before)
+
+
+def test_checkpoints_record_how_they_were_computed(digits, tmp_path, other_thread_count):
+    args = (build(digits), digits.train_images[:256], digits.train_labels[:256])
+    cfg = replace(CONFIG, epochs=1)
+    train_or_load("old", {"k": 1}, *args, cfg, tmp_path)
+    path = next((tmp_path / "checkpoints").glob("old-*.pt"))
+    assert load_torch(path)["trained_with"] == numerics()
+    assert set(numerics()) == {"device", "threads", "processes", "torch"}
+    other_thread_count()
+    with pytest.warns(UserWarning, match=rf"{path.name} was computed with threads .*delete"):
+        train_or_load("old", {"k": 1}, *args, cfg, tmp_path)  # loaded, not retrained
+
+
+def test_resuming_under_another_thread_count_warns(digits, tmp_path, other_thread_count):
+    images, labels = digits.train_images[:256], digits.train_labels[:256]
+    ckpt, partial = tmp_path / "run.pt", tmp_path / "run.partial.pt"
+    model, objective = build(digits)()
+    fit(model, objective, images, labels, replace(CONFIG, epochs=1), ckpt, {"run": 1})
+    state = load_torch(partial)
+    assert state["trained_with"] == numerics()
+    save_torch(state | {"config": {"run": 2}}, partial)  # the first epoch of a 2-epoch run
+    other_thread_count()
+    model, objective = build(digits)()
+    with pytest.warns(UserWarning, match="threads .* not be bit-identical"):
+        fit(model, objective, images, labels, replace(CONFIG, epochs=2), ckpt, {"run": 2})
+
+
 def test_a_checkpoint_from_another_config_is_refused(tmp_path):
     save_torch({"config": {"arch": "resnet20", "epochs": 30}, "model": {}}, tmp_path / "c.pt")
     with pytest.raises(ConfigMismatchError, match="epochs"):
@@ -297,8 +332,10 @@ def test_whitening_filters_decorrelate_image_patches():
 def test_bf16_one_cycle_training_of_airbench_learns_and_embeds_in_fp32():
     images, labels = colour_blobs(512)
     profile = default_config("cifar10", "cpu").new  # the shipped recipe, on a tiny budget
-    config = replace(profile, arch="airbench-half", embed_dim=16, epochs=4, batch_size=64)
-    assert (config.schedule, config.precision) == ("one-cycle", "bf16")
+    config = replace(
+        profile, arch="airbench-half", embed_dim=16, epochs=4, batch_size=64, precision="bf16"
+    )
+    assert config.schedule == "one-cycle"
     torch.manual_seed(0)
     model = EmbeddingModel("airbench-half", 16, 4, 3, [0.3] * 3, [0.3] * 3, channels_last=True)
     history = fit(model, ClassifierObjective(config.label_smoothing), images, labels, config)
@@ -309,6 +346,21 @@ def test_bf16_one_cycle_training_of_airbench_learns_and_embeds_in_fp32():
     emb = embed(model, test_images)
     assert emb.dtype == torch.float32
     assert torch.allclose(emb.norm(dim=1), torch.ones(len(emb)), atol=1e-5)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_cpu_profile_trains_in_bf16_only_where_it_is_native(monkeypatch, native):
+    monkeypatch.setattr("backfill_lib.config.bf16_is_native", lambda: native)
+    expected = "bf16" if native else "fp32"  # emulated bf16 ran 18x slower than fp32
+    assert default_config("cifar10", "cpu").new.precision == expected
+    assert default_config("cifar10", "cpu").old.precision == expected
+    assert default_config("digits").new.precision == "fp32"
+
+
+def test_bf16_is_native_on_a_gpu(monkeypatch):
+    assert isinstance(bf16_is_native(), bool)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bf16_is_native()
 
 
 def test_the_one_cycle_schedule_warms_up_then_decays_linearly():
