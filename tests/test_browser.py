@@ -88,7 +88,10 @@ def jupyter(tmp_path, cache):
 
 
 def read_metrics(page) -> tuple[int, float]:
-    text = page.locator(".bf-metrics").inner_text()
+    # The DOM's text, as the expect() calls read it: innerText is "" while JupyterLab skips
+    # rendering an off-screen cell (content-visibility), which failed a CI run after
+    # "backfilled 50%" had been seen.
+    text = page.locator(".bf-metrics").text_content() or ""
     match = METRICS.search(text)
     assert match, f"unexpected metrics text: {text!r}"
     return int(match.group(1)), float(match.group(2))
