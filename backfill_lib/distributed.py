@@ -23,6 +23,7 @@ exactly the single-process code path.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterable
 
@@ -41,6 +42,7 @@ __all__ = [
     "mean_over_ranks",
     "rank",
     "setup",
+    "teardown",
     "world_size",
 ]
 
@@ -72,7 +74,12 @@ def batch_slice(global_batch: int) -> slice:
 
 def setup() -> None:
     """Join the process group when launched by torchrun with more than one process: NCCL on
-    GPUs (one per process, ``$LOCAL_RANK``), gloo on CPUs. Safe to call twice."""
+    GPUs (one per process, ``$LOCAL_RANK``), gloo on CPUs. Safe to call twice.
+
+    The group is left again at exit (:func:`teardown`, registered with :mod:`atexit`): a
+    process that exits still in a gloo group can abort in the interpreter's shutdown
+    ("terminate called without an active exception", SIGABRT) after its work is done.
+    """
     if world_size() == 1 or dist.is_initialized():
         return
     if torch.cuda.is_available():
@@ -80,6 +87,13 @@ def setup() -> None:
         dist.init_process_group("nccl")
     else:
         dist.init_process_group("gloo")
+    atexit.register(teardown)
+
+
+def teardown() -> None:
+    """Leave the process group, while the interpreter is still whole. Safe to call twice."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _active() -> bool:
