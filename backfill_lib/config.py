@@ -42,7 +42,7 @@ class ExperimentConfig:
 
     ``compatible_losses``: per compatible method, ``weight`` (lambda of its extra loss) and
     the loss's own options (BCT ``unseen``; AdvBCT ``lambda_adv``, ``lambda_eb``,
-    ``outlier_fence`` of its class radii, ``unseen``; RACT ``tau``), chosen on the
+    ``outlier_fence`` of its class radii, ``unseen``, ``r0``; RACT ``tau``), chosen on the
     validation split (see docs/choices.md); the defaults are the registry's
     (:mod:`backfill_lib.methods`).
     ``split_seed`` seeds the data splits (extended-data's random half, the validation

@@ -8,6 +8,7 @@ the size.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
@@ -19,7 +20,6 @@ import numpy as np
 import torch
 
 from .dataset import DatasetNotFoundError, ImageDataset, cached_dataset
-from .storage import config_key
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -138,9 +138,14 @@ def _class_words(words: Path, wnids: list[str]) -> list[str]:
 
 def _extracted(archive: Path, cache_dir: str | Path | None) -> Path:
     """The folder a tar archive holds, extracted once into ``cache_dir/data`` (or the
-    temporary folder), keyed by the archive's path, size and modification time."""
-    stat = archive.stat()
-    key = config_key({"archive": str(archive), "size": stat.st_size, "mtime": stat.st_mtime_ns})
+    temporary folder), keyed by its name and content (SHA-256; a fraction of a second per
+    100 MB): a fresh copy of the same archive, at a new path or with a new modification
+    time, reuses the extraction and so the decoded tensors."""
+    digest = hashlib.sha256()
+    with archive.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    key = digest.hexdigest()[:16]
     base = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
     target = base / "data" / f"{archive.name.split('.')[0]}-{key}"
     if not target.exists():

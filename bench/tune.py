@@ -9,7 +9,7 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
-                         [--fences F ...] [--taus T ...]
+                         [--fences F ...] [--adv-r0s R ...] [--taus T ...]
                          [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -62,6 +62,14 @@ def main() -> None:
         default=[],
         help="AdvBCT class-radius outlier fences to try ('none': the plain max), each with "
         "unseen classes skipped and synthesised",
+    )
+    parser.add_argument(
+        "--adv-r0s",
+        type=float,
+        nargs="*",
+        default=[],
+        help="AdvBCT reference radii r0 of the elastic boundary to try (default: the mean "
+        "class radius; the authors' code uses 1.0)",
     )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
@@ -126,6 +134,10 @@ def main() -> None:
         for unseen in ("skip", "synthesise"):
             cfg = compatible("advbct", outlier_fence=fence, unseen=unseen)
             run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
+    if args.adv_r0s:
+        print(f"advbct r0: {header}")
+    for r0 in args.adv_r0s:
+        run(f"advbct r0 {r0:5.2f}", compatible("advbct", r0=r0), "advbct")
     if args.taus and args.mc_weights:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():

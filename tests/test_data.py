@@ -269,6 +269,9 @@ def test_tiny_imagenet_reads_an_image_folder_tree_or_a_tar_of_one(tmp_path):
     from_folder = load_dataset(f"tinyimagenet:{tmp_path / 'tin' / 'dev'}", cache_dir=cache)
     assert torch.equal(from_folder.train_images, from_tar.train_images)
     again = load_dataset(f"tinyimagenet:{tmp_path / 'dev.tar'}", cache_dir=cache)  # extracted once
+    (tmp_path / "copy").mkdir()  # the same archive copied elsewhere: new path and mtime
+    shutil.copy(tmp_path / "dev.tar", tmp_path / "copy" / "dev.tar")
+    load_dataset(f"tinyimagenet:{tmp_path / 'copy' / 'dev.tar'}", cache_dir=cache)
     assert len([p for p in (cache / "data").iterdir() if p.is_dir()]) == 1
     assert torch.equal(again.test_labels, from_tar.test_labels)
 
