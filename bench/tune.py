@@ -9,14 +9,15 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
-                         [--fences F ...] [--adv-r0s R ...] [--taus T ...]
-                         [--mc-weights L ...] [--hiddens H ...]
+                         [--fences F ...] [--adv-r0s R ...] [--advbct K=V,K=V ...]
+                         [--taus T ...] [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from dataclasses import replace
 
@@ -26,6 +27,24 @@ from backfill_lib.config import ExperimentConfig, default_config
 from backfill_lib.experiments import Experiment
 from backfill_lib.methods import method_names
 from backfill_lib.reproduce import setting_config
+
+
+def _loss_options(text: str) -> dict[str, object]:
+    """``'lambda_adv=2,r0=1,unseen=skip'`` -> ``{'lambda_adv': 2.0, 'r0': 1.0,
+    'unseen': 'skip'}``: one set of loss options from the command line."""
+
+    def value(word: str) -> object:
+        if word == "none":
+            return None
+        try:
+            return float(word)
+        except ValueError:
+            return word
+
+    pairs = [item.partition("=") for item in text.split(",")]
+    if any(not key or not sep or not word for key, sep, word in pairs):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE,KEY=VALUE..., got {text!r}")
+    return {key: value(word) for key, _, word in pairs}
 
 
 def main() -> None:
@@ -70,6 +89,15 @@ def main() -> None:
         default=[],
         help="AdvBCT reference radii r0 of the elastic boundary to try (default: the mean "
         "class radius; the authors' code uses 1.0)",
+    )
+    parser.add_argument(
+        "--advbct",
+        type=_loss_options,
+        nargs="*",
+        default=[],
+        metavar="K=V,K=V",
+        help="AdvBCT option sets, each one grid point, e.g. the authors' settings "
+        "'lambda_adv=2,r0=1,unseen=skip' (values: numbers, 'none', or words)",
     )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
@@ -138,6 +166,11 @@ def main() -> None:
         print(f"advbct r0: {header}")
     for r0 in args.adv_r0s:
         run(f"advbct r0 {r0:5.2f}", compatible("advbct", r0=r0), "advbct")
+    if args.advbct:
+        print(f"advbct options: {header}")
+    for options in args.advbct:
+        label = ",".join(f"{key}={value}" for key, value in options.items())
+        run(f"advbct {label}", compatible("advbct", **options), "advbct")
     if args.taus and args.mc_weights:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():
