@@ -9,7 +9,7 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
-                         [--fences F ...] [--adv-r0s R ...] [--advbct K=V,K=V ...]
+                         [--fences F ...] [--advbct K=V,K=V ...]
                          [--taus T ...] [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -83,20 +83,13 @@ def main() -> None:
         "unseen classes skipped and synthesised",
     )
     parser.add_argument(
-        "--adv-r0s",
-        type=float,
-        nargs="*",
-        default=[],
-        help="AdvBCT reference radii r0 of the elastic boundary to try (default: the mean "
-        "class radius; the authors' code uses 1.0)",
-    )
-    parser.add_argument(
         "--advbct",
         type=_loss_options,
         nargs="*",
         default=[],
         metavar="K=V,K=V",
-        help="AdvBCT option sets, each one grid point, e.g. the authors' settings "
+        help="AdvBCT option sets, each one grid point, e.g. 'r0=1' (the reference radius; "
+        "default: the mean class radius) or the authors' settings "
         "'lambda_adv=2,r0=1,unseen=skip' (values: numbers, 'none', or words)",
     )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
@@ -162,10 +155,6 @@ def main() -> None:
         for unseen in ("skip", "synthesise"):
             cfg = compatible("advbct", outlier_fence=fence, unseen=unseen)
             run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
-    if args.adv_r0s:
-        print(f"advbct r0: {header}")
-    for r0 in args.adv_r0s:
-        run(f"advbct r0 {r0:5.2f}", compatible("advbct", r0=r0), "advbct")
     if args.advbct:
         print(f"advbct options: {header}")
     for options in args.advbct:
