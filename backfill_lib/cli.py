@@ -60,7 +60,8 @@ def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
     parser.add_argument(
         "--dataset",
         default="digits",
-        help="digits (default, offline), cifar10, cifar100 or imagefolder:PATH",
+        help="digits (default, offline), cifar10, cifar100, imagefolder:PATH, tinyimagenet:PATH "
+        "or stream:PATH (docs/usage.md)",
     )
     parser.add_argument(
         "--data-root", help="folder holding the dataset files (or $BACKFILL_DATA_ROOT)"

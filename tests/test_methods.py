@@ -87,3 +87,19 @@ def test_the_toy_loss_pulls_new_embeddings_towards_the_old_ones():
     old = torch.nn.functional.normalize(torch.randn(8, 4), dim=1)
     assert CosineToOldLoss()(old, torch.zeros(8), old_embeddings=old) == pytest.approx(0, abs=1e-6)
     assert CosineToOldLoss()(-old, torch.zeros(8), old_embeddings=old) == pytest.approx(2)
+
+
+def test_the_cpu_profile_takes_a_dataset_familys_own_metric_compatible_choice():
+    """Tiny-ImageNet chose its own tau and weight on its validation split; other 32x32
+    datasets take CIFAR-10's; the CPU profile's options do not leak into digits."""
+    chosen = {
+        name: (default_config(name, "cpu").rt_mc.tau, default_config(name, "cpu").rt_mc.mc_weight)
+        for name in ("imagefolder:cifar10", "cifar100", "tinyimagenet:any-subset.tar", "digits")
+    }
+    assert chosen == {
+        "imagefolder:cifar10": (0.2, 16.0),
+        "cifar100": (0.2, 16.0),
+        "tinyimagenet:any-subset.tar": (0.1, 4.0),
+        "digits": (0.1, 4.0),
+    }
+    assert default_config("digits").compatible_losses["advbct"]["unseen"] == "synthesise"

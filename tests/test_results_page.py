@@ -3,6 +3,7 @@ link in the project's Markdown resolves, and the README stays short."""
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -121,12 +122,18 @@ def test_the_readme_summary_holds_on_real_images(dataset):
         assert compat[method]["compatible"] == chosen_here, method
 
 
-def test_the_cifar10_figures_use_the_cpu_profiles_compatible_losses():
-    """The committed CIFAR-10 figures were made with today's defaults of the CPU profile
-    (CPU_PROFILE_LOSS_OPTIONS): a changed default must come with rerun figures."""
-    results = json.loads((ROOT / "figures/cifar10/extended-class/results.json").read_text())
-    expected = default_config("imagefolder:cifar10", "cpu").compatible_losses
-    assert results["config"]["compatible_losses"] == expected
+@pytest.mark.parametrize(
+    ("folder", "dataset"),
+    [("cifar10", "imagefolder:cifar10"), ("tinyimagenet-dev100", "tinyimagenet:dev100.tar")],
+)
+def test_the_committed_figures_use_the_cpu_profiles_defaults(folder, dataset):
+    """The committed real-image figures were made with today's defaults of the CPU profile
+    for their dataset (compatible-loss options, metric-compatible tau and weight): a changed
+    default must come with rerun figures."""
+    results = json.loads((ROOT / "figures" / folder / "extended-class/results.json").read_text())
+    expected = default_config(dataset, "cpu")
+    assert results["config"]["compatible_losses"] == expected.compatible_losses
+    assert results["config"]["rt_mc"] == asdict(expected.rt_mc)
 
 
 def test_bct_is_the_best_method_on_digits():
