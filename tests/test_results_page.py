@@ -113,13 +113,12 @@ def test_the_readme_summary_holds_on_real_images(dataset):
         gains = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
         assert max(gains, key=gains.get) == leader, f"{name}: {gains}"
         assert abs(methods["rt"]["auc_mAP"] - methods["drm"]["auc_mAP"]) < 0.01  # "level"
-        if dataset == "cifar10":  # the weights were chosen on CIFAR-10
-            for method in ("ract", "l2"):
-                assert methods[method]["final_mAP"] < new_new
-    # RACT, L2 and AdvBCT are compatible where their options were chosen, on CIFAR-10
-    chosen_here = dataset == "cifar10"
-    for method in ("ract", "l2", "advbct"):
-        assert compat[method]["compatible"] == chosen_here, method
+        for method in ("ract", "l2"):  # "below the new model"
+            assert methods[method]["final_mAP"] < new_new
+    # RACT and L2 pass with the weights chosen on each dataset's own validation split;
+    # AdvBCT passes only on CIFAR-10, where its options were chosen
+    assert compat["ract"]["compatible"] and compat["l2"]["compatible"]
+    assert compat["advbct"]["compatible"] == (dataset == "cifar10")
 
 
 @pytest.mark.parametrize(
