@@ -9,7 +9,7 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
 
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
-                         [--fences F ...] [--advbct K=V,K=V ...]
+                         [--fences F ...] [--bct K=V,K=V ...] [--advbct K=V,K=V ...]
                          [--taus T ...] [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -81,6 +81,15 @@ def main() -> None:
         default=[],
         help="AdvBCT class-radius outlier fences to try ('none': the plain max), each with "
         "unseen classes skipped and synthesised",
+    )
+    parser.add_argument(
+        "--bct",
+        type=_loss_options,
+        nargs="*",
+        default=[],
+        metavar="K=V,K=V",
+        help="BCT option sets, each one grid point, e.g. 'unseen=skip' (classes the old model "
+        "never saw get no loss; default: synthesised classifier rows)",
     )
     parser.add_argument(
         "--advbct",
@@ -155,11 +164,12 @@ def main() -> None:
         for unseen in ("skip", "synthesise"):
             cfg = compatible("advbct", outlier_fence=fence, unseen=unseen)
             run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
-    if args.advbct:
-        print(f"advbct options: {header}")
-    for options in args.advbct:
-        label = ",".join(f"{key}={value}" for key, value in options.items())
-        run(f"advbct {label}", compatible("advbct", **options), "advbct")
+    for method, option_sets in (("bct", args.bct), ("advbct", args.advbct)):
+        if option_sets:
+            print(f"{method} options: {header}")
+        for options in option_sets:
+            label = ",".join(f"{key}={value}" for key, value in options.items())
+            run(f"{method} {label}", compatible(method, **options), method)
     if args.taus and args.mc_weights:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():
