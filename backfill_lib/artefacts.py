@@ -2,7 +2,7 @@
 experiment, built on first use and cached on disk.
 
 Each artefact is keyed by what determines it (see :mod:`backfill_lib.storage`): a model by
-its training data (:attr:`ExperimentData.identity`), its :class:`TrainConfig`, its role and,
+its training data (:meth:`ExperimentData.identity`), its :class:`TrainConfig`, its role and,
 for a compatible model, its loss options and the old model's key; embeddings by the model's
 key and the image set; a curve by the *content* of the embeddings, labels and order it was
 computed from. So a second run loads everything, an interrupted one resumes, and any change
@@ -104,7 +104,7 @@ class ArtefactStore:
         if name in compatible:
             extra = {"old": self.model_key("old"), "loss": self.config.compatible_losses[name]}
         train = asdict(self._train_config(name))
-        return {"role": name, **self.data.identity, "train": train, **extra}
+        return {"role": name, **self.data.identity(name), "train": train, **extra}
 
     def checkpoint_path(self, name: str) -> Path:
         """Where model ``name``'s checkpoint for this configuration lives (or will)."""
@@ -178,9 +178,10 @@ class ArtefactStore:
         return float((logits.argmax(1) == labels[known]).float().mean())
 
     def embeddings(self, name: str, split: str = "test") -> torch.Tensor:
-        """Embeddings ``(N, d)`` of model ``name`` (cached on disk by model key) on the
-        ``test`` set (the query/gallery set), the ``train`` images of the new model's split,
-        or ``labelled-test`` (``data.labelled_test_data``)."""
+        """Embeddings ``(N, d)`` of model ``name`` on the ``test`` set (the query/gallery set),
+        the ``train`` images of the new model's split, or ``labelled-test``
+        (``data.labelled_test_data``); cached on disk by model key and, for a model whose
+        checkpoint another setting trained, by this setting too."""
         splits = {
             "test": lambda: self.data.test_data[0],
             "train": lambda: self.data.training_data("new")[0],
@@ -193,6 +194,8 @@ class ArtefactStore:
         ):
             split = "test"  # the query/gallery set is a subset of it: equal size, same images
         key = f"{name}-{self.model_key(name)}-{split}"
+        if self.data.training_setting(name) != self.data.setting:
+            key += f"-{self.data.setting}"  # a model shared by settings: their image sets differ
         if key not in self._embeddings:
             path = self.cache_dir / "embeddings" / f"{key}.pt"
             emb = load_derived(path)

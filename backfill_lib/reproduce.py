@@ -13,12 +13,15 @@ Settings (METHOD.md section 2):
 On the CPU profile for 32x32 datasets the three further settings run the methods that need no
 compatible training (``old/old new/new new/old drm rt rt+mc``); digits and the GPU profile
 run every method everywhere. Each setting writes ``<out>/<setting>/`` (the demo's files, from
-the first seed), and ``<out>/results.md`` gathers every setting with the mean and spread over
-seeds and the claims as they came out.
+the first seed); its section of ``<out>/results.md`` (the mean and spread over seeds and the
+claims on each seed, with the command that made it) is kept in ``<out>/sections.json`` and its
+spread in ``<out>/summary.json``, so a setting rerun with more seeds replaces its own section
+and keeps the others'.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -164,7 +167,8 @@ def reproduce(
 
     ``results.md`` and ``summary.json`` are rewritten after every finished setting, listing
     the settings still to run, so an interrupted run leaves every finished result readable
-    (and the cache lets a rerun of the same command pick up where it stopped).
+    (and the cache lets a rerun of the same command pick up where it stopped). Settings run
+    earlier into ``out`` and not named in ``settings`` keep their sections.
     """
     if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
         raise ValueError(
@@ -177,9 +181,8 @@ def reproduce(
     command = f"backfill reproduce --dataset {dataset} --profile {profile}"
     if epochs:
         command += f" --epochs {epochs}"
-    command += f" --settings {' '.join(settings)} --seeds {' '.join(map(str, seeds))}"
-    title = f"# Reproduction on {dataset} ({profile} profile)\n\nMade by `{command}`.\n\n"
-    sections, summary = [], {}
+    summary = _load_json(out / "summary.json")
+    sections = _load_json(out / "sections.json")
     for done, name in enumerate(settings, 1):
         start = time.perf_counter()
         per_seed = []
@@ -189,17 +192,29 @@ def reproduce(
             results = {order: experiment.results(order) for order in config.orders}
             if seed == seeds[0]:
                 write_outputs(list(results.values()), experiment.compatibility(), out / name)
-                claims = check_claims(results)
             per_seed.append(results)
         minutes = (time.perf_counter() - start) / 60
         summary[name] = spread_over_seeds(per_seed)
-        sections.append(_section(name, config, per_seed[0], summary[name], claims, seeds, minutes))
+        made_by = f"{command} --settings {name} --seeds {' '.join(map(str, seeds))}"
+        sections[name] = _section(name, config, per_seed, summary[name], seeds, made_by, minutes)
+        summary = {s: summary[s] for s in SETTING_NAMES if s in summary}
+        sections = {s: sections[s] for s in SETTING_NAMES if s in sections}
+        save_json(summary, out / "summary.json")
+        save_json(sections, out / "sections.json")
         pending = settings[done:]
         note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
-        text = title + note + "\n".join(sections)
-        save_json(summary, out / "summary.json")
+        text = (
+            f"# Reproduction on {dataset}\n\n"
+            "Each setting's section names the command that made it; rerunning a setting "
+            "replaces its section and keeps the others.\n\n" + note + "\n".join(sections.values())
+        )
         path = atomic_write(out / "results.md", partial(Path.write_text, data=text))
     return path
+
+
+def _load_json(path: Path) -> dict:
+    """A JSON file written by an earlier run into the output folder, or ``{}``."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def spread_over_seeds(per_seed: list[dict]) -> dict:
@@ -231,18 +246,19 @@ def _metric(method_results: dict, key: str) -> float:
 def _section(
     name: str,
     config: ExperimentConfig,
-    first: dict[str, dict],
+    per_seed: list[dict[str, dict]],
     spread: dict[str, dict],
-    claims: list[Claim],
     seeds: tuple[int, ...],
+    made_by: str,
     minutes: float,
 ) -> str:
+    first = per_seed[0]
     lines = [
         f"## {name}",
         "",
-        f"old {config.old.arch} ({config.old.epochs} epochs), new {config.new.arch}, "
-        f"{config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min on this run. "
-        f"Figures: [{name}/]({name}/results.md).",
+        f"Made by `{made_by}`. Old {config.old.arch} ({config.old.epochs} epochs), new "
+        f"{config.new.arch}, {config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min "
+        f"on this run. Figures: [{name}/]({name}/results.md).",
         "",
     ]
     for order, res in first.items():
@@ -281,7 +297,24 @@ def _section(
             "",
         ]
     lines += ["### Claims", ""]
-    lines += [
-        f"- {'holds' if c.holds else 'does NOT hold'}: {c.text}. {c.evidence}." for c in claims
-    ]
+    for verdicts in zip(*(check_claims(results) for results in per_seed), strict=True):
+        held = [s for s, claim in zip(seeds, verdicts, strict=True) if claim.holds]
+        evidence = "; ".join(
+            (f"seed {s}: " if len(seeds) > 1 else "") + claim.evidence
+            for s, claim in zip(seeds, verdicts, strict=True)
+        )
+        lines.append(f"- {_verdict(held, seeds)}: {verdicts[0].text}. {evidence}.")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(held: list[int], seeds: tuple[int, ...]) -> str:
+    """A claim's verdict over the seeds: it holds on all, on none, or on the seeds ``held``."""
+    if len(held) == len(seeds):
+        return "holds" if len(seeds) == 1 else f"holds on all {len(seeds)} seeds"
+    if not held:
+        return (
+            "does NOT hold"
+            if len(seeds) == 1
+            else f"does NOT hold on any of the {len(seeds)} seeds"
+        )
+    return f"holds on seed {', '.join(map(str, held))} only (of {list(seeds)})"

@@ -146,7 +146,10 @@ class ExperimentData:
 
     @cached_property
     def split(self) -> Split:
-        split = make_split(self.dataset, self.setting, seed=self.split_seed)
+        return self._split_of(self.setting)
+
+    def _split_of(self, setting: str) -> Split:
+        split = make_split(self.dataset, setting, seed=self.split_seed)
         if self.validation:
             fit = self._validation_indices[0]
             split = replace(
@@ -219,17 +222,41 @@ class ExperimentData:
         """How many classes the ``old`` model, or any new one, is trained on."""
         return self.split.old_classes if model == "old" else self.split.new_classes
 
+    def identity(self, model: str) -> dict:
+        """What identifies model ``model``'s training data: content, split, and the setting
+        (the data part of its cache key). The setting named is :meth:`training_setting`'s, so
+        two settings that train a model on the same images share its checkpoint."""
+        return {**self._content_identity, "setting": self.training_setting(model)}
+
     @cached_property
-    def identity(self) -> dict:
-        """What identifies every model's training data: content, setting, split (the data
-        part of every cache key)."""
+    def _content_identity(self) -> dict:
         return {
             "dataset": self.dataset.name,
             "fingerprint": self.dataset.fingerprint(),
-            "setting": self.setting,
             "split_seed": self.split_seed,
             "validation": self.validation,
             # only when set, so that the keys of full runs stay as they were
             **({"limit_images": self.limit_images} if self.limit_images is not None else {}),
             **({"image_size": self.image_size} if self.image_size != 32 else {}),
+        }
+
+    def training_setting(self, model: str) -> str:
+        """The first of :data:`SETTINGS` whose split trains ``model`` (``old``, or any new one)
+        on the same images and classes as this setting does: ``extended-data``'s new model,
+        trained on every image of every class, is ``extended-class``'s."""
+        return self._training_settings["old" if model == "old" else "new"]
+
+    @cached_property
+    def _training_settings(self) -> dict[str, str]:
+        def trains(split: Split, model: str) -> tuple[list[int], int]:
+            if model == "old":
+                return split.old_indices.tolist(), split.old_classes
+            return split.new_indices.tolist(), split.new_classes
+
+        splits = [(setting, self._split_of(setting)) for setting in SETTINGS]
+        return {
+            model: next(
+                s for s, split in splits if trains(split, model) == trains(self.split, model)
+            )
+            for model in ("old", "new")
         }

@@ -2,6 +2,7 @@ import os
 import pickle
 import shutil
 import tarfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -175,6 +176,54 @@ def test_splits():
     assert set(test_labels.tolist()) == {8, 9}
     with pytest.raises(ValueError, match="unknown setting"):
         make_split(ds, "extended-everything")
+
+
+@pytest.mark.parametrize("validation", [False, True])
+def test_a_model_trained_on_the_same_images_in_two_settings_has_one_checkpoint(
+    tmp_path, validation
+):
+    """extended-data's new model trains on every image of every class, as extended-class's
+    does: one cache key, while its old model, its compatible models (other old model) and
+    its embeddings (other query/gallery set) stay its own."""
+    from backfill_lib.experiments import Experiment
+    from backfill_lib.reproduce import setting_config
+
+    artefacts = {}
+    for name in ("extended-class", "extended-data", "open-class"):
+        config = replace(setting_config("digits", "cpu", name), validation=validation)
+        artefacts[name] = Experiment(config, cache_dir=tmp_path).artefacts
+    data = {name: a.data for name, a in artefacts.items()}
+    assert [d.training_setting("new") for d in data.values()] == [
+        "extended-class",
+        "extended-class",
+        "open-class",
+    ]
+    assert [d.training_setting("old") for d in data.values()] == list(data)
+    path = {name: a.checkpoint_path("new") for name, a in artefacts.items()}
+    assert path["extended-data"] == path["extended-class"] != path["open-class"]
+    old = {name: a.checkpoint_path("old") for name, a in artefacts.items()}
+    assert len(set(old.values())) == 3
+
+
+def test_a_shared_new_model_is_trained_once_and_embeds_each_settings_images(tmp_path):
+    from backfill_lib.experiments import Experiment
+    from backfill_lib.reproduce import setting_config
+
+    ext, data = (
+        Experiment(
+            replace(setting_config("digits", "cpu", name, epochs=1), limit_images=64),
+            cache_dir=tmp_path,
+        ).artefacts
+        for name in ("extended-class", "extended-data")
+    )
+    assert data.model_key("new") == ext.model_key("new")
+    assert len(list((tmp_path / "checkpoints").glob("new-*.pt"))) == 1
+    assert torch.equal(ext.embeddings("new"), data.embeddings("new"))  # both test every class
+    key = ext.model_key("new")
+    assert {p.name for p in (tmp_path / "embeddings").glob("new-*")} == {
+        f"new-{key}-test.pt",
+        f"new-{key}-test-extended-data.pt",
+    }
 
 
 def test_validation_holdout_is_disjoint_and_stratified():

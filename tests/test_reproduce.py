@@ -131,6 +131,22 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     assert "(a) drm rises" in text and "Mean ± sd over seeds" in text
     assert "Compatibility over the 2 seeds, M(new, old) %" in text
     assert "Still to run" not in text
+    claims = [line for line in text.splitlines() if line.startswith("- ") and "(a)" in line]
+    assert len(claims) == 2 and all("seed 0: " in c and "; seed 1: " in c for c in claims)
+    assert all(
+        c.split(":")[0] in ("- holds on all 2 seeds", "- does NOT hold on any of the 2 seeds")
+        or " only (of [0, 1])" in c
+        for c in claims
+    )
+    # a setting rerun on its own replaces its section and keeps the other's
+    assert main([*args[:5], "--seeds", "1", "--settings", "open-class", *args[11:]]) == 0
+    text = (out / "results.md").read_text()
+    assert text.index("## extended-class") < text.index("## open-class")
+    assert "--settings extended-class --seeds 0 1`" in text
+    assert "--settings open-class --seeds 1`" in text and "seeds [1];" in text
+    rerun = json.loads((out / "summary.json").read_text())
+    assert rerun["extended-class"]["random"] == summary
+    assert rerun["open-class"]["random"]["drm"]["auc_mAP"]["sd"] == 0.0
 
 
 @pytest.mark.slow

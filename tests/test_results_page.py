@@ -70,6 +70,65 @@ def test_a_results_table_quotes_its_results_json(folder, header, rows):
             ), f"{folder.name} {row[0]} {column}: docs/results.md {cell}, results {value:.2f}"
 
 
+SEED_CELL = r"-?\d+\.\d( ± \d+\.\d|: \d+ of \d+)"  # a mean over seeds, as the tables quote it
+
+
+def spread_tables() -> list[tuple[Path, list[str], list[list[str]]]]:
+    """``(summary.json, header, rows)`` of every table of the results page that starts with
+    ``| setting |`` and quotes means over seeds, paired with the ``summary.json`` of the
+    reproduction linked above it."""
+    lines = RESULTS_PAGE.read_text().splitlines()
+    tables, summary = [], None
+    for i, line in enumerate(lines):
+        for target in re.findall(r"\]\(([^)]*figures/[^)]*)/results\.md\)", line):
+            if (RESULTS_PAGE.parent / target / "summary.json").exists():
+                summary = (RESULTS_PAGE.parent / target / "summary.json").resolve()
+        if line.startswith("| setting |"):
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append([cell.strip().replace("*", "") for cell in row.strip("|").split("|")])
+            if any(re.fullmatch(SEED_CELL, cell) for row in rows for cell in row[1:]):
+                tables.append((summary, [c.strip() for c in line.strip("|").split("|")], rows))
+    return tables
+
+
+SPREAD_TABLES = spread_tables()
+
+
+def test_the_results_page_has_the_seed_tables():
+    assert {summary.parent.name for summary, _, _ in SPREAD_TABLES} >= {"reproduce", "cifar10"}
+
+
+@pytest.mark.parametrize(
+    ("summary", "header", "rows"),
+    SPREAD_TABLES,
+    ids=[f"{t[0].parent.name}-{i}" for i, t in enumerate(SPREAD_TABLES)],
+)
+def test_a_seed_table_quotes_its_summary_json(summary, header, rows):
+    """``mean ± sd`` cells are AUC-mAP in the random order; ``mean: n of N`` cells are
+    M(new, old) and on how many seeds it beat old/old; a bare number is old/old's M."""
+    spread = json.loads(summary.read_text())
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    for row in rows:
+        setting = row[0].split()[0]
+        for method, cell in zip(header[1:], row[1:], strict=True):
+            if cell == "–":  # a method the setting does not run
+                assert method not in spread[setting]["random"]
+                continue
+            entry = spread[setting]["random"][method]
+            if "±" in cell:
+                auc = entry["auc_mAP"]
+                expected = f"{pct(auc['mean'])} ± {pct(auc['sd'])}"
+            elif " of " in cell:
+                t0 = entry["mAP_t0"]
+                expected = f"{pct(t0['mean'])}: {t0['above_old_old']} of {cell.split()[-1]}"
+            else:
+                expected = pct(entry["mAP_t0"]["mean"])
+            assert cell == expected, f"{summary.parent.name} {setting} {method}: {cell}"
+
+
 MARKDOWN = [
     ROOT / "README.md",
     ROOT / "CONTRIBUTING.md",
@@ -119,6 +178,22 @@ def test_the_readme_summary_holds_on_real_images(dataset):
     # AdvBCT passes only on CIFAR-10, where its options were chosen
     assert compat["ract"]["compatible"] and compat["l2"]["compatible"]
     assert compat["advbct"]["compatible"] == (dataset == "cifar10")
+
+
+def test_the_readme_summary_holds_on_both_cifar10_seeds():
+    """README: on CIFAR-10 "(both seeds)" `rt+mc` leads in gain, and RACT, L2 and AdvBCT are
+    compatible "on both seeds". With two seeds each value is mean ± sd/sqrt(2), so a lead
+    of more than the two sds holds on each seed."""
+    sections = json.loads((ROOT / "figures/cifar10/sections.json").read_text())
+    assert "seeds [0, 1];" in sections["extended-class"]
+    summary = json.loads((ROOT / "figures/cifar10/summary.json").read_text())["extended-class"]
+    for order, methods in summary.items():
+        gain = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
+        leader = gain.pop("rt+mc")
+        for method, other in gain.items():
+            assert leader["mean"] - leader["sd"] > other["mean"] + other["sd"], (order, method)
+    for method in ("ract", "l2", "advbct"):
+        assert summary["random"][method]["mAP_t0"]["above_old_old"] == 2
 
 
 @pytest.mark.parametrize(
