@@ -134,10 +134,12 @@ def default_config(
         family = dataset.split(":", 1)[0]
         rt_mc = replace(rt_mc, **CPU_PROFILE_METRIC_COMPATIBLE)
         rt_mc = replace(rt_mc, **CPU_PROFILE_METRIC_COMPATIBLE_BY_FAMILY.get(family, {}))
-        for method, options in CPU_PROFILE_LOSS_OPTIONS.items():
-            compatible_losses[method].update(options)
-        for method, options in CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY.get(family, {}).items():
-            compatible_losses[method].update(options)
+        for chosen in (
+            CPU_PROFILE_LOSS_OPTIONS,
+            CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY.get(family, {}),
+        ):
+            for method, options in chosen.items():
+                compatible_losses[method].update(options)
         train = TrainConfig(
             arch="airbench",
             embed_dim=64,

@@ -197,8 +197,7 @@ def reproduce(
         summary[name] = spread_over_seeds(per_seed)
         made_by = f"{command} --settings {name} --seeds {' '.join(map(str, seeds))}"
         sections[name] = _section(name, config, per_seed, summary[name], seeds, made_by, minutes)
-        summary = {s: summary[s] for s in SETTING_NAMES if s in summary}
-        sections = {s: sections[s] for s in SETTING_NAMES if s in sections}
+        summary, sections = _in_setting_order(summary), _in_setting_order(sections)
         save_json(summary, out / "summary.json")
         save_json(sections, out / "sections.json")
         pending = settings[done:]
@@ -210,6 +209,10 @@ def reproduce(
         )
         path = atomic_write(out / "results.md", partial(Path.write_text, data=text))
     return path
+
+
+def _in_setting_order(by_setting: dict) -> dict:
+    return {name: by_setting[name] for name in SETTING_NAMES if name in by_setting}
 
 
 def _load_json(path: Path) -> dict:

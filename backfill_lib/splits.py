@@ -254,9 +254,8 @@ class ExperimentData:
             return split.new_indices.tolist(), split.new_classes
 
         splits = [(setting, self._split_of(setting)) for setting in SETTINGS]
-        return {
-            model: next(
-                s for s, split in splits if trains(split, model) == trains(self.split, model)
-            )
-            for model in ("old", "new")
-        }
+        found = {}
+        for model in ("old", "new"):
+            mine = trains(self.split, model)
+            found[model] = next(s for s, split in splits if trains(split, model) == mine)
+        return found

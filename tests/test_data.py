@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 
 from backfill_lib.data import DatasetNotFoundError, augment, load_dataset
+from backfill_lib.experiments import Experiment
+from backfill_lib.reproduce import setting_config
 from backfill_lib.splits import evaluation_set, make_split, validation_holdout
 
 
@@ -185,9 +187,6 @@ def test_a_model_trained_on_the_same_images_in_two_settings_has_one_checkpoint(
     """extended-data's new model trains on every image of every class, as extended-class's
     does: one cache key, while its old model, its compatible models (other old model) and
     its embeddings (other query/gallery set) stay its own."""
-    from backfill_lib.experiments import Experiment
-    from backfill_lib.reproduce import setting_config
-
     artefacts = {}
     for name in ("extended-class", "extended-data", "open-class"):
         config = replace(setting_config("digits", "cpu", name), validation=validation)
@@ -206,9 +205,6 @@ def test_a_model_trained_on_the_same_images_in_two_settings_has_one_checkpoint(
 
 
 def test_a_shared_new_model_is_trained_once_and_embeds_each_settings_images(tmp_path):
-    from backfill_lib.experiments import Experiment
-    from backfill_lib.reproduce import setting_config
-
     ext, data = (
         Experiment(
             replace(setting_config("digits", "cpu", name, epochs=1), limit_images=64),

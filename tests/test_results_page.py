@@ -37,13 +37,19 @@ def method_tables() -> list[tuple[Path, list[str], list[list[str]]]]:
         if figure:
             folder = (RESULTS_PAGE.parent / figure.group(1)).resolve()
         if line.startswith("| method |"):
-            rows = []
-            for row in lines[i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                rows.append([cell.strip().strip("*") for cell in row.strip("|").split("|")])
-            tables.append((folder, [c.strip() for c in line.strip("|").split("|")], rows))
+            tables.append((folder, *table_at(lines, i)))
     return tables
+
+
+def table_at(lines: list[str], i: int) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the Markdown table whose header is ``lines[i]``, each cell
+    stripped of spaces and bold marks."""
+    rows = []
+    for row in lines[i + 2 :]:
+        if not row.startswith("|"):
+            break
+        rows.append([cell.strip().replace("*", "") for cell in row.strip("|").split("|")])
+    return [c.strip() for c in lines[i].strip("|").split("|")], rows
 
 
 TABLES = method_tables()
@@ -84,13 +90,9 @@ def spread_tables() -> list[tuple[Path, list[str], list[list[str]]]]:
             if (RESULTS_PAGE.parent / target / "summary.json").exists():
                 summary = (RESULTS_PAGE.parent / target / "summary.json").resolve()
         if line.startswith("| setting |"):
-            rows = []
-            for row in lines[i + 2 :]:
-                if not row.startswith("|"):
-                    break
-                rows.append([cell.strip().replace("*", "") for cell in row.strip("|").split("|")])
+            header, rows = table_at(lines, i)
             if any(re.fullmatch(SEED_CELL, cell) for row in rows for cell in row[1:]):
-                tables.append((summary, [c.strip() for c in line.strip("|").split("|")], rows))
+                tables.append((summary, header, rows))
     return tables
 
 
