@@ -10,6 +10,7 @@ as in ``backfill reproduce``) and prints one row per seed and the mean.
     python bench/tune.py --dataset digits [--cache DIR] [--seeds S ...] [--scales S ...]
                          [--weights W ...] [--weight-methods M ...] [--adv-weights A ...]
                          [--fences F ...] [--bct K=V,K=V ...] [--advbct K=V,K=V ...]
+                         [--ract K=V,K=V ...]
                          [--taus T ...] [--mc-weights L ...] [--hiddens H ...]
 
 An empty list (e.g. ``--weights`` alone) skips that grid.
@@ -82,25 +83,23 @@ def main() -> None:
         help="AdvBCT class-radius outlier fences to try ('none': the plain max), each with "
         "unseen classes skipped and synthesised",
     )
-    parser.add_argument(
-        "--bct",
-        type=_loss_options,
-        nargs="*",
-        default=[],
-        metavar="K=V,K=V",
-        help="BCT option sets, each one grid point, e.g. 'unseen=skip' (classes the old model "
-        "never saw get no loss; default: synthesised classifier rows)",
-    )
-    parser.add_argument(
-        "--advbct",
-        type=_loss_options,
-        nargs="*",
-        default=[],
-        metavar="K=V,K=V",
-        help="AdvBCT option sets, each one grid point, e.g. 'r0=1' (the reference radius; "
-        "default: the mean class radius) or the authors' settings "
-        "'lambda_adv=2,r0=1,unseen=skip' (values: numbers, 'none', or words)",
-    )
+    option_set_examples = {
+        "bct": "'unseen=skip' (classes the old model never saw get no loss; default: "
+        "synthesised classifier rows)",
+        "advbct": "'r0=1' (the reference radius; default: the mean class radius) or the "
+        "authors' settings 'lambda_adv=2,r0=1,unseen=skip'",
+        "ract": "'tau=0.1' (its softmax temperature)",
+    }
+    for method, example in option_set_examples.items():
+        parser.add_argument(
+            f"--{method}",
+            type=_loss_options,
+            nargs="*",
+            default=[],
+            metavar="K=V,K=V",
+            help=f"{method} option sets, each one grid point, e.g. {example} "
+            "(values: numbers, 'none', or words)",
+        )
     parser.add_argument("--taus", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     parser.add_argument("--mc-weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
     parser.add_argument(
@@ -164,7 +163,8 @@ def main() -> None:
         for unseen in ("skip", "synthesise"):
             cfg = compatible("advbct", outlier_fence=fence, unseen=unseen)
             run(f"advbct {unseen:10s} fence {fence}", cfg, "advbct")
-    for method, option_sets in (("bct", args.bct), ("advbct", args.advbct)):
+    for method in option_set_examples:
+        option_sets = getattr(args, method)
         if option_sets:
             print(f"{method} options: {header}")
         for options in option_sets:

@@ -100,7 +100,8 @@ SPREAD_TABLES = spread_tables()
 
 
 def test_the_results_page_has_the_seed_tables():
-    assert {summary.parent.name for summary, _, _ in SPREAD_TABLES} >= {"reproduce", "cifar10"}
+    names = {summary.parent.name for summary, _, _ in SPREAD_TABLES}
+    assert names >= {"reproduce", "cifar10", "tinyimagenet-dev100"}
 
 
 @pytest.mark.parametrize(
@@ -182,20 +183,23 @@ def test_the_readme_summary_holds_on_real_images(dataset):
     assert compat["advbct"]["compatible"] == (dataset == "cifar10")
 
 
-def test_the_readme_summary_holds_on_both_cifar10_seeds():
-    """README: on CIFAR-10 "(both seeds)" `rt+mc` leads in gain, and RACT, L2 and AdvBCT are
-    compatible "on both seeds". With two seeds each value is mean ± sd/sqrt(2), so a lead
-    of more than the two sds holds on each seed."""
-    sections = json.loads((ROOT / "figures/cifar10/sections.json").read_text())
+@pytest.mark.parametrize("dataset", LEADERS)
+def test_the_readme_summary_holds_on_both_seeds(dataset):
+    """README: on CIFAR-10 and Tiny-ImageNet "(two seeds each)" `rt+mc` leads in gain, and
+    RACT and L2 pass the criterion "on both seeds" of each, AdvBCT on CIFAR-10's only. With
+    two seeds each value is mean ± sd/sqrt(2), so a lead of more than the two sds holds on
+    each seed."""
+    sections = json.loads((ROOT / "figures" / dataset / "sections.json").read_text())
     assert "seeds [0, 1];" in sections["extended-class"]
-    summary = json.loads((ROOT / "figures/cifar10/summary.json").read_text())["extended-class"]
-    for order, methods in summary.items():
+    summary = json.loads((ROOT / "figures" / dataset / "summary.json").read_text())
+    for order, methods in summary["extended-class"].items():
         gain = {m: v["relative_gain"] for m, v in methods.items() if m != "new/new"}
         leader = gain.pop("rt+mc")
         for method, other in gain.items():
             assert leader["mean"] - leader["sd"] > other["mean"] + other["sd"], (order, method)
-    for method in ("ract", "l2", "advbct"):
-        assert summary["random"][method]["mAP_t0"]["above_old_old"] == 2
+    seeds_passed = {"ract": 2, "l2": 2, "advbct": 2 if dataset == "cifar10" else 0}
+    for method, passed in seeds_passed.items():
+        assert summary["extended-class"]["random"][method]["mAP_t0"]["above_old_old"] == passed
 
 
 @pytest.mark.parametrize(
