@@ -110,5 +110,6 @@ def test_the_cpu_profile_takes_a_dataset_familys_own_choices():
         "tinyimagenet:any-subset.tar": (0.1, 4.0, 0.3, 1.0, 0.3),
         "digits": (0.1, 4.0, 1.0, 1.0, 1.0),
     }
-    assert default_config("tinyimagenet:any-subset.tar").compatible_losses["ract"]["tau"] == 0.05
+    assert default_config("tinyimagenet:any-subset.tar").compatible_losses["ract"]["tau"] == 0.2
+    assert default_config("imagefolder:cifar10").compatible_losses["ract"]["tau"] == 0.05
     assert default_config("digits").compatible_losses["advbct"]["unseen"] == "synthesise"
