@@ -42,7 +42,11 @@ CPU_PROFILE_LOSS_OPTIONS: dict[str, dict[str, Any]] = {
     "advbct": {"unseen": "skip"},
 }
 CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
-    "tinyimagenet": {"ract": {"weight": 0.3, "tau": 0.2}, "l2": {"weight": 1.0}},
+    "tinyimagenet": {
+        "bct": {"weight": 3.0},
+        "ract": {"weight": 0.3, "tau": 0.2},
+        "l2": {"weight": 1.0},
+    },
 }
 
 # The metric-compatible loss's temperature and weight on the CPU profile: CIFAR-10's choice,
@@ -108,8 +112,8 @@ def default_config(
       loss's :data:`CPU_PROFILE_METRIC_COMPATIBLE` (tau 0.2, weight 16), both chosen on
       CIFAR-10's validation split, each overridden where the dataset family chose its own
       (:data:`CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY`,
-      :data:`CPU_PROFILE_METRIC_COMPATIBLE_BY_FAMILY`; ``tinyimagenet``: RACT weight 0.3
-      and tau 0.2, L2 weight 1, metric-compatible tau 0.1 and weight 4).
+      :data:`CPU_PROFILE_METRIC_COMPATIBLE_BY_FAMILY`; ``tinyimagenet``: BCT weight 3, RACT
+      weight 0.3 and tau 0.2, L2 weight 1, metric-compatible tau 0.1 and weight 4).
     - ``gpu``: ResNet-18 (3x3 stem) for both models, 128-d, 100 epochs, batch 256.
     - ``imagenet``: ResNet-50 (standard stem) at 224 px, 128-d, 90 epochs, batch 256, cosine
       LR 0.1, label smoothing 0.1, bf16; for ``stream:`` datasets such as ImageNet-1K.

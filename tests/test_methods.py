@@ -107,7 +107,7 @@ def test_the_cpu_profile_takes_a_dataset_familys_own_choices():
     assert chosen == {
         "imagefolder:cifar10": (0.2, 16.0, 0.01, 0.03, 0.3),
         "cifar100": (0.2, 16.0, 0.01, 0.03, 0.3),
-        "tinyimagenet:any-subset.tar": (0.1, 4.0, 0.3, 1.0, 0.3),
+        "tinyimagenet:any-subset.tar": (0.1, 4.0, 0.3, 1.0, 3.0),
         "digits": (0.1, 4.0, 1.0, 1.0, 1.0),
     }
     assert default_config("tinyimagenet:any-subset.tar").compatible_losses["ract"]["tau"] == 0.2
