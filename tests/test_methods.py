@@ -90,9 +90,9 @@ def test_the_toy_loss_pulls_new_embeddings_towards_the_old_ones():
 
 
 def test_the_cpu_profile_takes_a_dataset_familys_own_choices():
-    """Tiny-ImageNet chose its own tau, metric-compatible weight and RACT and L2 weights on
-    its validation split; other 32x32 datasets take CIFAR-10's; the CPU profile's options do
-    not leak into digits."""
+    """Tiny-ImageNet chose its own tau, metric-compatible weight, BCT, RACT and L2 weights and
+    RACT's tau on its validation split; other 32x32 datasets take CIFAR-10's; the CPU
+    profile's options do not leak into digits."""
     chosen = {}
     for name in ("imagefolder:cifar10", "cifar100", "tinyimagenet:any-subset.tar", "digits"):
         config = default_config(name, "cpu")
@@ -103,13 +103,12 @@ def test_the_cpu_profile_takes_a_dataset_familys_own_choices():
             losses["ract"]["weight"],
             losses["l2"]["weight"],
             losses["bct"]["weight"],
+            losses["ract"]["tau"],
         )
     assert chosen == {
-        "imagefolder:cifar10": (0.2, 16.0, 0.01, 0.03, 0.3),
-        "cifar100": (0.2, 16.0, 0.01, 0.03, 0.3),
-        "tinyimagenet:any-subset.tar": (0.1, 4.0, 0.3, 1.0, 3.0),
-        "digits": (0.1, 4.0, 1.0, 1.0, 1.0),
+        "imagefolder:cifar10": (0.2, 16.0, 0.01, 0.03, 0.3, 0.05),
+        "cifar100": (0.2, 16.0, 0.01, 0.03, 0.3, 0.05),
+        "tinyimagenet:any-subset.tar": (0.1, 4.0, 0.3, 1.0, 3.0, 0.2),
+        "digits": (0.1, 4.0, 1.0, 1.0, 1.0, 0.05),
     }
-    assert default_config("tinyimagenet:any-subset.tar").compatible_losses["ract"]["tau"] == 0.2
-    assert default_config("imagefolder:cifar10").compatible_losses["ract"]["tau"] == 0.05
     assert default_config("digits").compatible_losses["advbct"]["unseen"] == "synthesise"
