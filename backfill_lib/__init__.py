@@ -1,50 +1,77 @@
 """backfill_lib: online backfilling for large-scale image retrieval.
 
-Modules, in the order the data flows:
+Sub-packages by role, each importing only from those listed before it (docs/architecture.md;
+``tests/test_architecture.py`` enforces it):
 
-- images: ``data`` (datasets by name) over ``dataset``, ``cifar``, ``folders``; ``splits``
-  (which images each model trains on and which are queried);
-- models and training: ``models``, ``losses``, ``training``, ``transformation`` (psi);
-- methods: ``methods`` (the registry: what each method is, needs and looks like);
-- experiments: ``config`` -> ``artefacts`` (cached models, embeddings, curves) ->
-  ``experiments`` (evaluation) using ``backfill`` (merge rules) and ``metrics``;
-- outputs: ``report``, ``plots``, ``widgets``; ``index`` serves the merge on faiss;
-  ``reproduce`` and ``cli`` run it all;
-- at scale (docs/scale.md): ``topk`` (mAP@k / recall@k curves without a full ranking),
-  ``simulate`` (old/new embedding pairs of any size), ``job`` (the crash-safe backfill job).
+- ``storage``: the cache folder, configuration keys, atomic writes (a module);
+- ``core``: the method itself: merge rules, backfill orders, the exact metrics, psi and rho;
+- ``data``: datasets by name, the settings' splits, augmentation;
+- ``models``: backbones and the embedding model;
+- ``methods``: every method, one module each, registered beside its loss;
+- ``training``: the training loop, objectives, the checkpoint cache, fitting psi;
+- ``serving``: ``BackfillIndex`` on faiss, the crash-safe job, top-k curves, simulation;
+- ``reporting``: figures, tables and the output folder;
+- ``pipeline``: the configuration and ``Experiment``, METHOD.md's protocol as stages;
+- ``explorer`` (the ipywidgets explorer) and ``cli`` (the ``backfill`` command) on top.
 
-What ``import backfill_lib`` offers is listed in ``__all__`` below: the package's public
-API, documented in docs/api.md. Each module's ``__all__`` is what the other modules and the
-tests use; a name with a leading underscore is private to its module. (No exported name
-repeats a module's name, which would hide that module: ``reproduce`` is
-``backfill_lib.reproduce.reproduce``.)
+What ``import backfill_lib`` offers is listed in ``__all__`` below: the public API the
+notebooks, the solutions and users import from, documented in docs/api.md. Each module's
+own ``__all__`` is what the other modules and the tests use; a name with a leading
+underscore is private to its module.
 """
 
-from .backfill import (
+from .core.merge import (
     TwoPartEmbeddings,
+    cross_part_misranking,
     distance_rank_merge,
-    make_order,
-    reverse_transformation,
+    pairwise_distances,
+    part_distances,
+    rank_gallery,
     single_space,
+    transformed_query_merge,
 )
-from .config import ExperimentConfig, default_config
-from .data import load_dataset
-from .experiments import Experiment, notebook_experiment
-from .index import BackfillIndex
-from .job import run_backfill_job
-from .losses import AdvBCTLoss, BCTLoss, L2Loss, MetricCompatibleLoss, RACTLoss
-from .methods import Method, get_method, method_names, register
-from .metrics import Curve, auc, evaluate_curve, negative_flip_rate, relative_gain
-from .simulate import Simulation
-from .topk import topk_curve
-from .training import TrainConfig
-from .transformation import TransformConfig, fit_transformation
+from .core.metrics import Curve, auc, evaluate_curve, negative_flip_rate, relative_gain
+from .core.orders import backfilled_mask, make_order, random_order
+from .core.transformation import (
+    MetricCompatibleLoss,
+    PsiNetwork,
+    Transformation,
+    TransformConfig,
+    regression_loss,
+)
+from .data.load import load_dataset
+from .explorer import BackfillExplorer
+from .methods.advbct import AdvBCTLoss
+from .methods.bct import BCTLoss
+from .methods.l2 import L2Loss
+from .methods.ract import RACTLoss
+from .methods.registry import Method, get_method, method_names, register
+from .pipeline.config import ExperimentConfig, default_config
+from .pipeline.experiment import Experiment, notebook_experiment
+from .pipeline.gallery_job import backfill_experiment_gallery
+from .reporting.plots import (
+    plot_class_map,
+    plot_compatibility,
+    plot_curves,
+    plot_distance_histograms,
+    plot_gain_bars,
+    plot_image_grid,
+)
+from .reporting.tables import column_glossary, format_compatibility, format_table
+from .serving.index import BackfillIndex
+from .serving.job import run_backfill_job
+from .serving.simulate import Simulation, calibrate, simulation_targets
+from .serving.topk import TopKCurve, topk_curve
+from .training.embedding import accuracy
+from .training.trainer import TrainConfig
+from .training.transformation import fit_transformation
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdvBCTLoss",
     "BCTLoss",
+    "BackfillExplorer",
     "BackfillIndex",
     "Curve",
     "Experiment",
@@ -52,26 +79,49 @@ __all__ = [
     "L2Loss",
     "Method",
     "MetricCompatibleLoss",
+    "PsiNetwork",
     "RACTLoss",
     "Simulation",
+    "TopKCurve",
     "TrainConfig",
     "TransformConfig",
+    "Transformation",
     "TwoPartEmbeddings",
+    "accuracy",
     "auc",
+    "backfill_experiment_gallery",
+    "backfilled_mask",
+    "calibrate",
+    "column_glossary",
+    "cross_part_misranking",
     "default_config",
     "distance_rank_merge",
     "evaluate_curve",
     "fit_transformation",
+    "format_compatibility",
+    "format_table",
     "get_method",
     "load_dataset",
     "make_order",
     "method_names",
     "negative_flip_rate",
     "notebook_experiment",
+    "pairwise_distances",
+    "part_distances",
+    "plot_class_map",
+    "plot_compatibility",
+    "plot_curves",
+    "plot_distance_histograms",
+    "plot_gain_bars",
+    "plot_image_grid",
+    "random_order",
+    "rank_gallery",
     "register",
+    "regression_loss",
     "relative_gain",
-    "reverse_transformation",
     "run_backfill_job",
+    "simulation_targets",
     "single_space",
     "topk_curve",
+    "transformed_query_merge",
 ]

@@ -1,4 +1,5 @@
-"""The ``backfill`` command (also ``python -m backfill_lib``): argument parsing only."""
+"""The ``backfill`` command (also ``python -m backfill_lib``): argument parsing, and one small
+function per subcommand (argparse's ``set_defaults(run=...)``) that calls the pipeline."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import distributed
-from .backfill import ORDERS
-from .config import PROFILES, ExperimentConfig, default_config
-from .experiments import Experiment
-from .job import backfill_experiment_gallery
-from .methods import method_names
-from .report import format_compatibility, format_models, format_table, write_outputs
-from .reproduce import SETTING_NAMES, default_out, reproduce
-from .splits import SETTINGS
+from .core.orders import ORDERS
+from .data.splits import SETTINGS
+from .methods.registry import method_names
+from .pipeline.config import PROFILES, ExperimentConfig, default_config
+from .pipeline.experiment import Experiment
+from .pipeline.gallery_job import backfill_experiment_gallery
+from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
+from .reporting.outputs import write_outputs
+from .reporting.tables import format_compatibility, format_models, format_table
 from .storage import default_cache_dir
+from .training import distributed
 
 __all__ = ["build_parser", "main"]
 
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--steps", type=_at_least(1), default=20, help="curve resolution S (S+1 points)"
     )
+    demo.set_defaults(run=_demo)
     train = sub.add_parser(
         "train",
         help="train (or load) one model: old, new, or a compatible recipe "
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--model", required=True, choices=("old", "new", *method_names("compatible"))
     )
+    train.set_defaults(run=_train)
     rep = sub.add_parser(
         "reproduce",
         help="every method in every setting over seeds: figures, results.md and the claims",
@@ -131,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
     rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
     rep.add_argument("--seeds", nargs="+", type=_at_least(0), default=[0], help="distinct")
+    rep.set_defaults(run=_reproduce)
     _add_backfill_job(sub)
     return parser
 
@@ -155,6 +160,7 @@ def _add_backfill_job(sub: Any) -> None:
     job.add_argument(
         "--max-batches", type=_at_least(1), help="stop after this many batches (run in slices)"
     )
+    job.set_defaults(run=_backfill_job)
 
 
 def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
@@ -174,7 +180,7 @@ def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
     return config
 
 
-def _run_backfill_job(args: argparse.Namespace, start: float) -> None:
+def _backfill_job(args: argparse.Namespace, start: float) -> None:
     """``backfill backfill-job``: one run of the resumable job on the experiment's gallery."""
     _check_writable_folder(Path(args.index).parent, "--index")
     experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
@@ -194,7 +200,55 @@ def _run_backfill_job(args: argparse.Namespace, start: float) -> None:
     )
 
 
+def _demo(args: argparse.Namespace, start: float) -> None:
+    """``backfill demo``: every method along the backfill, on one dataset and setting."""
+    out = Path(args.out)
+    _check_writable_folder(out, "--out")
+    config = _config(args, methods=tuple(args.methods), orders=tuple(args.orders), steps=args.steps)
+    report = Experiment(config, args.data_root, args.cache, args.download).run()
+    written = write_outputs(report.results, report.compatibility, out)
+    for results in report.results:
+        print(format_table(results), end="\n\n")
+    print(format_models(report.results[0]), end="\n\n")
+    print(format_compatibility(report.compatibility))
+    print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
+
+
+def _train(args: argparse.Namespace, start: float) -> None:
+    """``backfill train``: one model, trained or loaded from the cache."""
+    artefacts = Experiment(_config(args), args.data_root, args.cache, args.download).artefacts
+    if args.model in method_names("compatible"):
+        artefacts.train_compatible(args.model)
+    else:
+        artefacts.model(args.model)
+    if distributed.is_main():
+        print(
+            f"{args.model}: {artefacts.checkpoint_path(args.model)}\n"
+            f"{artefacts.describe_accuracy(args.model)}"
+        )
+
+
+def _reproduce(args: argparse.Namespace, start: float) -> None:
+    """``backfill reproduce``: every setting over the seeds, and the claims."""
+    out = Path(args.out) if args.out else default_out(args.dataset)
+    _check_writable_folder(out, "--out")
+    md = reproduce(
+        args.dataset,
+        out,
+        args.profile,
+        tuple(args.settings),
+        tuple(args.seeds),
+        args.data_root,
+        args.cache,
+        args.download,
+        args.epochs,
+    )
+    print(md.read_text())
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; 0 on success, 2 (and one line on stderr) on bad input."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     distributed.setup()
@@ -208,57 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         _check_writable_folder(Path(args.cache) if args.cache else default_cache_dir(), "the cache")
-        if args.command == "backfill-job":
-            _run_backfill_job(args, start)
-            return 0
-        if args.command != "train":
-            out = Path(args.out) if args.out else default_out(args.dataset)
-            _check_writable_folder(out, "--out")
-        if args.command == "reproduce":
-            md = reproduce(
-                args.dataset,
-                out,
-                args.profile,
-                tuple(args.settings),
-                tuple(args.seeds),
-                args.data_root,
-                args.cache,
-                args.download,
-                args.epochs,
-            )
-            print(md.read_text())
-            print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
-            return 0
-        if args.command == "train":
-            experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
-            artefacts = experiment.artefacts
-            if args.model in method_names("compatible"):
-                artefacts.train_compatible(args.model)
-            else:
-                artefacts.model(args.model)
-            if distributed.is_main():
-                print(
-                    f"{args.model}: {artefacts.checkpoint_path(args.model)}\n"
-                    f"{artefacts.describe_accuracy(args.model)}"
-                )
-            return 0
-        config = _config(
-            args, methods=tuple(args.methods), orders=tuple(args.orders), steps=args.steps
-        )
-        experiment = Experiment(config, args.data_root, args.cache, args.download)
-        results = [experiment.results(order) for order in config.orders]
-        compatibility = experiment.compatibility()
-        written = write_outputs(results, compatibility, out)
+        args.run(args, start)
     except (ValueError, OSError) as err:  # bad input, missing or unreadable files
         print(f"backfill: error: {err}", file=sys.stderr)
         return 2
-    for res in results:
-        print(format_table(res))
-        print()
-    print(format_models(results[0]))
-    print()
-    print(format_compatibility(compatibility))
-    print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

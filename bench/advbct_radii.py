@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from _common import experiment_parser
 
-from backfill_lib.experiments import Experiment
-from backfill_lib.losses import class_means, class_radii
-from backfill_lib.reproduce import setting_config
+from backfill_lib import Experiment
+from backfill_lib.core.embeddings import class_means
+from backfill_lib.methods.advbct import class_radii
+from backfill_lib.pipeline.reproduce import setting_config
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from backfill_lib.compute import bf16_is_native
-from backfill_lib.config import default_config
-from backfill_lib.models import EmbeddingModel
+from backfill_lib import default_config
+from backfill_lib.models.embedding import EmbeddingModel
+from backfill_lib.training.compute import bf16_is_native
 
 
 def images_per_second(

@@ -19,10 +19,8 @@ import numpy as np
 import torch.nn.functional as F
 from _common import experiment_parser
 
-from backfill_lib.config import default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.methods import method_names
-from backfill_lib.training import embed
+from backfill_lib import Experiment, default_config, method_names
+from backfill_lib.training.embedding import embed
 
 
 def main() -> None:

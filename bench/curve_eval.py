@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
-from backfill_lib.backfill import distance_rank_merge, pairwise_distances, random_order
-from backfill_lib.metrics import evaluate_curve, reference_curve
+from backfill_lib import distance_rank_merge, evaluate_curve, pairwise_distances, random_order
+from backfill_lib.core.metrics import reference_curve
 
 
 def problem(n: int, d: int = 128, classes: int = 100):

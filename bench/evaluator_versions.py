@@ -1,6 +1,6 @@
 """Curve evaluator of this checkout against the one at an earlier git revision, side by side.
 
-Loads ``backfill_lib/metrics.py`` as it was at ``--rev`` (``git show``) beside the current
+Loads ``backfill_lib/core/metrics.py`` as it was at ``--rev`` (``git show``) beside the current
 module and times ``evaluate_curve`` on the same ``drm`` problem as ``curve_eval.py``,
 alternating the two (best of ``--repeats``), and checks the curves are bit-identical.
 
@@ -20,24 +20,34 @@ from pathlib import Path
 import numpy as np
 from curve_eval import problem, timed
 
-from backfill_lib import metrics
+from backfill_lib.core import merge, metrics, orders
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_at(rev: str) -> types.ModuleType:
-    source = subprocess.run(
-        ["git", "show", f"{rev}:backfill_lib/metrics.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    # a submodule of this checkout's package, so its relative imports resolve here
-    module = types.ModuleType("backfill_lib.metrics_at_rev")
-    module.__package__ = "backfill_lib"
+    """``metrics.py`` as it was at ``rev``, loaded as a module of this checkout's package so
+    that its relative imports resolve here. Before the layered package (2026-12-07) it lived
+    at ``backfill_lib/metrics.py`` and imported ``.backfill``: that name is given the merge
+    rules and orders it held then."""
+    for path in ("core/metrics.py", "metrics.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:backfill_lib/{path}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"{rev} holds no backfill_lib/core/metrics.py or backfill_lib/metrics.py")
+    package = "backfill_lib.core" if path.startswith("core/") else "backfill_lib"
+    if package == "backfill_lib":
+        flat = types.ModuleType("backfill_lib.backfill")
+        for name in (*merge.__all__, *orders.__all__):
+            setattr(flat, name, getattr(merge, name, None) or getattr(orders, name))
+        sys.modules[flat.__name__] = flat
+    module = types.ModuleType(f"{package}.metrics_at_rev")
+    module.__package__ = package
     sys.modules[module.__name__] = module
-    exec(compile(source, f"{rev}:metrics.py", "exec"), module.__dict__)
+    exec(compile(shown.stdout, f"{rev}:{path}", "exec"), module.__dict__)
     return module
 
 

@@ -16,9 +16,7 @@ import time
 
 from _common import experiment_parser
 
-from backfill_lib.config import default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.widgets import BackfillExplorer
+from backfill_lib import BackfillExplorer, Experiment, default_config
 
 METHODS = ("new/old", "drm", "bct", "rt", "rt+mc")  # notebook 06's
 POSITIONS = (0.05, 0.3, 0.45, 0.7, 0.95)

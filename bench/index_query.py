@@ -20,8 +20,7 @@ import faiss
 import numpy as np
 import torch
 
-from backfill_lib.index import BackfillIndex
-from backfill_lib.models import ReverseTransformation
+from backfill_lib import BackfillIndex, PsiNetwork
 
 
 def unit(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,13 +49,13 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     old, new, queries = unit(args.n, 128, rng), unit(args.n, 128, rng), unit(args.queries, 128, rng)
-    psi = ReverseTransformation(128, 128).eval()
+    psi = PsiNetwork(128, 128).eval()
 
     @torch.no_grad()
     def transform(q: np.ndarray) -> np.ndarray:
         return psi(torch.from_numpy(q)).numpy()
 
-    index = BackfillIndex(old, 128, transform=transform)
+    index = BackfillIndex(old, 128, to_old_space=transform)
     half = rng.permutation(args.n)[: args.n // 2]
     index.backfill(half, new[half])
     flat = faiss.IndexFlatIP(128)

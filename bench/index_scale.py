@@ -27,8 +27,7 @@ import faiss
 import numpy as np
 import torch
 
-from backfill_lib.index import BackfillIndex
-from backfill_lib.simulate import Simulation
+from backfill_lib import BackfillIndex, Simulation
 
 PARAMETERS = {"IVF": {"nprobe": 16}, "HNSW": {"efSearch": 128}}
 
@@ -66,9 +65,9 @@ def run_factory(factory, old, new, training, queries, psi, order, args) -> float
     """One factory's table; returns its batched-search ratio at t = 0.5."""
     ratio = float("nan")
     start = time.perf_counter()
-    index = BackfillIndex(old, 128, transform=psi, factory=factory, new_training=training)
+    index = BackfillIndex(old, 128, to_old_space=psi, factory=factory, new_training=training)
     index.set_search_parameters(**parameters(factory))
-    exact = BackfillIndex(old, 128, transform=psi) if factory != "Flat" else index
+    exact = BackfillIndex(old, 128, to_old_space=psi) if factory != "Flat" else index
     single = plain_index(factory, new, training)
     print(
         f"\n{factory} {parameters(factory)}: built in {time.perf_counter() - start:.0f} s "

@@ -14,9 +14,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from backfill_lib.config import default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.transformation import fit_transformation
+from backfill_lib import Experiment, default_config, fit_transformation
 
 
 def main() -> None:
@@ -25,11 +23,11 @@ def main() -> None:
         new, old = exp.embeddings("new", "train"), exp.embeddings("old", "train")
         labels = exp.data.training_data("new")[1]
         start = time.perf_counter()
-        fit_transformation(new, old, labels, exp.config.rt_mc)
+        fit_transformation(new, old, labels, exp.config.transformations["rt+mc"])
         seconds = time.perf_counter() - start
     print(
         f"rt+mc psi training on digits ({len(labels)} images, "
-        f"{exp.config.rt_mc.epochs} epochs): {seconds:.2f} s"
+        f"{exp.config.transformations['rt+mc'].epochs} epochs): {seconds:.2f} s"
     )
     print(f"ratio {seconds / 10:.3f}")
 

@@ -21,23 +21,33 @@ from dataclasses import asdict
 
 from _common import experiment_parser
 
-from backfill_lib import backfill as bf
-from backfill_lib.config import default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.metrics import auc, evaluate_curve
-from backfill_lib.simulate import Simulation, calibrate, simulation_targets
-from backfill_lib.transformation import fit_transformation
+from backfill_lib import (
+    Experiment,
+    Simulation,
+    auc,
+    calibrate,
+    default_config,
+    distance_rank_merge,
+    evaluate_curve,
+    fit_transformation,
+    random_order,
+    simulation_targets,
+    transformed_query_merge,
+)
+from backfill_lib.core.merge import TwoPartEmbeddings
 
 METHODS = ("drm", "rt", "rt+mc")
 
 
-def simulated_parts(items, train, config) -> dict[str, bf.TwoPartEmbeddings]:
+def simulated_parts(items, train, config) -> dict[str, TwoPartEmbeddings]:
     """drm, rt and rt+mc over simulated ``items``, psi trained on ``train``."""
-    parts = {"drm": bf.distance_rank_merge(items.old, items.old, items.new, items.new)}
-    for method, transform in (("rt", config.rt), ("rt+mc", config.rt_mc)):
-        psi = fit_transformation(train.new, train.old, train.labels, transform)
-        head = psi.new_head(items.new)
-        parts[method] = bf.reverse_transformation(psi.transform(items.new), items.old, head, head)
+    parts = {"drm": distance_rank_merge(items.old, items.old, items.new, items.new)}
+    for method in ("rt", "rt+mc"):
+        fitted = fit_transformation(
+            train.new, train.old, train.labels, config.transformations[method]
+        )
+        head = fitted.new_head(items.new)
+        parts[method] = transformed_query_merge(fitted.transform(items.new), items.old, head, head)
     return parts
 
 
@@ -67,7 +77,7 @@ def main() -> None:
     train = simulation.sample(len(experiment.data.training_data("new")[1]), seed=2)
     reached = simulation_targets(*items, old_classes)
     simulated = {
-        m: evaluate_curve(parts, items.labels, bf.random_order(len(items.labels), seed=0))
+        m: evaluate_curve(parts, items.labels, random_order(len(items.labels), seed=0))
         for m, parts in simulated_parts(items, train, config).items()
     }
     print(f"real: {args.dataset}, extended-class, cpu profile, seed 0, {len(labels):,} test items")

@@ -29,10 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backfill_lib.backfill import backfill_steps, random_order, reverse_transformation
-from backfill_lib.metrics import evaluate_curve
-from backfill_lib.simulate import Simulation
-from backfill_lib.topk import topk_curve
+from backfill_lib import (
+    Simulation,
+    evaluate_curve,
+    random_order,
+    topk_curve,
+    transformed_query_merge,
+)
+from backfill_lib.core.orders import backfill_steps
 
 
 def simulated_rt(n: int, dim: int, queries: np.ndarray, seed: int = 1):
@@ -44,7 +48,7 @@ def simulated_rt(n: int, dim: int, queries: np.ndarray, seed: int = 1):
     psi = torch.linalg.lstsq(train.new, train.old).solution
     items = simulation.sample(n, seed=seed)
     query_new = items.new[queries]
-    parts = reverse_transformation(
+    parts = transformed_query_merge(
         F.normalize(query_new @ psi, dim=1), items.old, query_new, items.new
     )
     return parts, items.labels

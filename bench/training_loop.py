@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from backfill_lib.models import EmbeddingModel
-from backfill_lib.training import ClassifierObjective, TrainConfig, fit
+from backfill_lib import TrainConfig
+from backfill_lib.models.embedding import EmbeddingModel
+from backfill_lib.training.objectives import ClassifierObjective
+from backfill_lib.training.trainer import fit
 
 
 def bare_loop(model, images, labels, config: TrainConfig) -> None:

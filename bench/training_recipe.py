@@ -26,9 +26,7 @@ from dataclasses import fields, replace
 
 from _common import experiment_parser
 
-from backfill_lib.config import default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.training import TrainConfig
+from backfill_lib import Experiment, TrainConfig, default_config
 
 PREVIOUS_CPU_RECIPE = TrainConfig(
     arch="resnet20", embed_dim=64, epochs=6, batch_size=128, lr=0.1, seed=1

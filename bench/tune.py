@@ -3,7 +3,7 @@
 Trains on 80% of the training images, evaluates on the other 20% (``validation=True``),
 and prints, for each candidate, the validation AUC-mAP of the online-backfilling curve
 (random order) and, for the compatible methods, the cross-model and own mAP. The chosen
-values are the defaults in ``backfill_lib/config.py`` and ``backfill_lib/methods.py``;
+values are the defaults in ``backfill_lib/pipeline/config.py`` and ``backfill_lib/methods/``;
 docs/choices.md records them. Each grid runs over ``--seeds`` (seed s: old model 2s, new 2s+1,
 as in ``backfill reproduce``) and prints one row per seed and the mean.
 
@@ -24,10 +24,8 @@ from dataclasses import replace
 
 from _common import experiment_parser
 
-from backfill_lib.config import ExperimentConfig, default_config
-from backfill_lib.experiments import Experiment
-from backfill_lib.methods import method_names
-from backfill_lib.reproduce import setting_config
+from backfill_lib import Experiment, ExperimentConfig, default_config, method_names
+from backfill_lib.pipeline.reproduce import setting_config
 
 
 def _loss_options(text: str) -> dict[str, object]:
@@ -174,10 +172,11 @@ def main() -> None:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():
         for mc_weight in args.mc_weights:
-            rt_mc = replace(base.rt_mc, tau=tau, mc_weight=mc_weight)
+            rt_mc = replace(base.transformations["rt+mc"], tau=tau, mc_weight=mc_weight)
+            transformations = {**base.transformations, "rt+mc": rt_mc}
             run(
                 f"rt+mc {tau:5.2f} {mc_weight:6.1f}",
-                replace(base, methods=("rt+mc",), rt_mc=rt_mc),
+                replace(base, methods=("rt+mc",), transformations=transformations),
                 "rt+mc",
             )
 
@@ -185,9 +184,9 @@ def main() -> None:
         print(f"psi hidden width: {header}")
     for hidden in args.hiddens:
         for method in ("rt", "rt+mc"):
-            field = "rt" if method == "rt" else "rt_mc"
-            transform = replace(getattr(base, field), hidden=hidden)
-            cfg = replace(base, methods=(method,), **{field: transform})
+            fitted = replace(base.transformations[method], hidden=hidden)
+            transformations = {**base.transformations, method: fitted}
+            cfg = replace(base, methods=(method,), transformations=transformations)
             run(f"{method:5s} hidden {hidden:4d}", cfg, method)
 
 

@@ -13,7 +13,7 @@ from backfill_lib import (
     auc,
     evaluate_curve,
     fit_transformation,
-    reverse_transformation,
+    transformed_query_merge,
 )
 
 
@@ -33,10 +33,10 @@ def transformation_auc(experiment: Experiment, config: TransformConfig) -> float
     new_train = experiment.embeddings("new", "train")
     old_train = experiment.embeddings("old", "train")
     labels = experiment.data.training_data("new")[1]
-    psi = fit_transformation(new_train, old_train, labels, config)
+    fitted = fit_transformation(new_train, old_train, labels, config)
     new = experiment.embeddings("new")
-    head = psi.new_head(new)
-    parts = reverse_transformation(psi.transform(new), experiment.embeddings("old"), head, head)
+    head = fitted.new_head(new)
+    parts = transformed_query_merge(fitted.transform(new), experiment.embeddings("old"), head, head)
     curve = evaluate_curve(parts, experiment.data.test_labels, experiment.order("random"))
     return auc(curve.mAP)
 
@@ -53,4 +53,6 @@ def rt_auc_by_psi_width(experiment: Experiment, hidden: int) -> float:
     on a validation split. Returns RT's AUC-mAP (random order) with a psi of ``hidden``
     units (0: linear).
     """
-    return transformation_auc(experiment, replace(experiment.config.rt, hidden=hidden))
+    return transformation_auc(
+        experiment, replace(experiment.config.transformations["rt"], hidden=hidden)
+    )

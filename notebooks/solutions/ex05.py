@@ -45,7 +45,7 @@ def rt_mc_auc(
     from 88.3 to 83.7. Returns RT+MC's AUC-mAP (random order) with ``tau`` and ``weight``
     replacing the defaults.
     """
-    config = experiment.config.rt_mc
+    config = experiment.config.transformations["rt+mc"]
     config = replace(
         config,
         tau=config.tau if tau is None else tau,

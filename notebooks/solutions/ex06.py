@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backfill_lib import Experiment
-from backfill_lib.backfill import backfilled_mask, rank_gallery
+from backfill_lib import Experiment, backfilled_mask, rank_gallery
 
 
 def negative_flip_rate(reference_top1: np.ndarray, top1_hits: np.ndarray) -> float:

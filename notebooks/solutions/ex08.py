@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from backfill_lib import TwoPartEmbeddings, topk_curve
-from backfill_lib.topk import TopKCurve
+from backfill_lib import TopKCurve, TwoPartEmbeddings, topk_curve
 
 
 def average_precision_at_k(relevant: np.ndarray, relevant_total: int, k: int) -> float:

@@ -1,0 +1,158 @@
+"""The reverse transformation of METHOD.md section 4: psi, rho and what they are trained on.
+
+Three words, three things:
+
+- :class:`PsiNetwork` (psi) maps a new embedding into the old space, ``(B, d_n) -> (B, d_o)``;
+  :class:`RhoHead` (rho) is the optional light head on the new side, ``(B, d_n) -> (B, d_n)``.
+- A :class:`Transformation` is a *fitted* psi (and rho): what a method such as ``rt`` or
+  ``rt+mc`` applies to the new model's embeddings.
+- A :class:`TransformConfig` says how one is fitted (by
+  :func:`backfill_lib.training.transformation.fit_transformation`): the size of psi, the
+  optimiser, and the objective ``L_rt + mc_weight * L_mc``, whose two terms are
+  :func:`regression_loss` and :class:`MetricCompatibleLoss`.
+
+The merge rule that uses psi's output is :func:`backfill_lib.core.merge.transformed_query_merge`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .embeddings import check_same_dim
+
+__all__ = [
+    "MetricCompatibleLoss",
+    "PsiNetwork",
+    "RhoHead",
+    "TransformConfig",
+    "Transformation",
+    "regression_loss",
+]
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """How psi (and rho) are fitted. ``mc_weight`` = 0 gives plain RT (regression only).
+
+    ``hidden``: psi's hidden width (0: one linear map); ``tau``: the metric-compatible
+    loss's temperature; ``learn_new_head``: train rho too (else the new side is the
+    identity and the system at t = 1 is new/new by construction). Each method registers its
+    defaults (:mod:`backfill_lib.methods`); docs/choices.md records how they were chosen.
+    """
+
+    hidden: int = 256
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    mc_weight: float = 0.0
+    tau: float = 0.1
+    learn_new_head: bool = False
+    seed: int = 0
+
+
+class PsiNetwork(nn.Module):
+    """psi: new space -> old space, a residual-free MLP ``(B, d_n) -> (B, d_o)`` (unit output).
+
+    ``hidden`` = 0 makes it a single linear map.
+    """
+
+    def __init__(self, new_dim: int, old_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.new_dim, self.old_dim = new_dim, old_dim
+        self.net: nn.Module
+        if hidden:
+            self.net = nn.Sequential(
+                nn.Linear(new_dim, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, old_dim),
+            )
+        else:
+            self.net = nn.Linear(new_dim, old_dim)
+
+    def forward(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(new_embeddings), dim=1)  # (B, d_o), unit rows
+
+
+class RhoHead(nn.Module):
+    """rho: an optional light head on the new embedding, ``(B, d_n) -> (B, d_n)`` unit.
+
+    A residual linear layer initialised at zero, so training starts from the identity.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.normalize(new_embeddings + self.linear(new_embeddings), dim=1)  # (B, d_n)
+
+
+@dataclass
+class Transformation:
+    """A fitted psi and optional rho, with the loss of every epoch of its fit."""
+
+    psi: PsiNetwork
+    rho: RhoHead | None
+    history: list[float]
+
+    @torch.no_grad()
+    def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        """psi: ``(N, d_n) -> (N, d_o)`` unit."""
+        return self.psi.eval()(new_embeddings)
+
+    @torch.no_grad()
+    def new_head(self, new_embeddings: torch.Tensor) -> torch.Tensor:
+        """rho: ``(N, d_n) -> (N, d_n)``; the identity when rho is not learned."""
+        return new_embeddings if self.rho is None else self.rho.eval()(new_embeddings)
+
+
+def regression_loss(transformed: torch.Tensor, old_embeddings: torch.Tensor) -> torch.Tensor:
+    """L_rt = ``mean ||psi(phi_n(x)) - phi_o(x)||^2`` (``transformed`` already unit)."""
+    check_same_dim(transformed, old_embeddings, "the reverse transformation")
+    # (B, d_o) - (B, d_o) -> (B,) squared distances -> mean; the old side is a fixed target
+    return (transformed - old_embeddings.detach()).pow(2).sum(1).mean()
+
+
+class MetricCompatibleLoss(nn.Module):
+    """Contrastive loss over both parts of a backfilling gallery in ONE softmax (L_mc).
+
+    For anchor ``i``: candidates are every old embedding ``o_j`` (logit ``<r_i, o_j>/tau``,
+    ``r_i = psi(phi_n(x_i))``) and every other new embedding ``n_j`` (logit
+    ``<n_i, n_j>/tau``, ``n = rho(phi_n(x))``). Positives are the candidates of the anchor's
+    class: ``L = -1/|P_i| sum_{p in P_i} log softmax_p``, averaged over anchors. A positive
+    of either part must outscore a negative of either part: what a correct merge needs.
+
+    ``forward(embeddings, labels, ref_emb, transformed)``: ``embeddings (B, d_n)`` the new
+    side ``n``, ``ref_emb (B, d_o)`` the old model's embeddings of the same images,
+    ``transformed (B, d_o)`` psi's output ``r``.
+    """
+
+    def __init__(self, tau: float = 0.1) -> None:
+        super().__init__()
+        self.tau = tau
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor,
+        transformed: torch.Tensor,
+    ) -> torch.Tensor:
+        check_same_dim(transformed, ref_emb, "the metric-compatible loss")
+        b = len(labels)
+        self_mask = torch.eye(b, dtype=torch.bool, device=labels.device)  # (B, B)
+        to_old = transformed @ ref_emb.detach().T  # (B, B): <r_i, o_j>, every j
+        to_new = (embeddings @ embeddings.T).masked_fill(self_mask, float("-inf"))  # <n_i, n_j>
+        logits = torch.cat([to_old, to_new], dim=1) / self.tau  # (B, 2B): one softmax
+        same = labels[:, None] == labels[None]  # (B, B)
+        positive = torch.cat([same, same & ~self_mask], dim=1)  # (B, 2B): P_i
+        log_prob = logits.log_softmax(dim=1).masked_fill(~positive, 0.0)
+        return (-log_prob.sum(1) / positive.sum(1)).mean()  # mean over anchors of the P_i mean

@@ -1,0 +1,82 @@
+"""The dataset every loader returns, and its on-disk cache.
+
+An :class:`ImageDataset` holds the images and int64 labels of a train and a test split.
+The images are ``(N, C, H, W)`` uint8 tensors, or, for a dataset left on disk
+(``stream:``), :class:`~.files.ImageFiles` that index alike (:data:`Images`). Loaders decode
+once and :func:`cached_dataset` keeps the tensors under ``cache_dir/data``, so an epoch
+never touches the disk or a JPEG decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..storage import config_key, load_derived, save_torch
+from .files import ImageFiles
+
+__all__ = ["ImageDataset", "Images", "cached_dataset"]
+
+Images = torch.Tensor | ImageFiles  # uint8 (N, C, H, W) in memory, or files left on disk
+
+
+@dataclass
+class ImageDataset:
+    """A dataset: images ``(N, C, H, W)`` uint8 (or :class:`~.files.ImageFiles`), labels
+    ``(N,)`` int64."""
+
+    name: str
+    train_images: Images
+    train_labels: torch.Tensor
+    test_images: Images
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def fingerprint(self) -> str:
+        """A short content hash: labels, shapes and a strided sample of the pixels (of files
+        left on disk, ``stream:``: their list, sizes and modification times)."""
+        train, test = self.train_images, self.test_images
+        if isinstance(train, ImageFiles) and isinstance(test, ImageFiles):
+            return train.fingerprint() + test.fingerprint()
+        digest = hashlib.sha256()
+        for x in (train, self.train_labels, test, self.test_labels):
+            if isinstance(x, ImageFiles):
+                raise TypeError(f"{self.name}: a dataset holds image tensors or files, not both")
+            digest.update(str(tuple(x.shape)).encode())
+            digest.update(x.reshape(-1)[::97].numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, in [0, 1] units (of files left on
+        disk: of a sample of them)."""
+        if isinstance(self.train_images, ImageFiles):
+            return self.train_images.channel_stats()
+        x = self.train_images.float().div_(255).transpose(0, 1).flatten(1)
+        return x.mean(1).tolist(), x.std(1).clamp_min(1e-3).tolist()
+
+
+def cached_dataset(
+    cache_dir: str | Path | None, kind: str, key: dict, build: Callable[[], ImageDataset]
+) -> ImageDataset:
+    """``build()`` once, then read the uint8 tensors from ``cache_dir/data/<kind>-<key>.pt``."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / "data" / f"{kind}-{config_key(key)}.pt"
+    stored = load_derived(path)
+    if stored is not None:
+        return ImageDataset(**stored)
+    dataset = build()
+    save_torch(vars(dataset), path)
+    return dataset

@@ -1,0 +1,182 @@
+"""The method registry: what a method is, and the table every other layer reads.
+
+A :class:`Method` says what a method is (its ``family``), which models it needs trained
+(``models``), how its two gallery parts are scored (``parts``: a merge rule of
+:mod:`backfill_lib.core.merge` applied to :class:`GalleryEmbeddings`, which also carries
+the backbone passes per query), how a compatible method's new model is trained (``loss``
+and its default ``loss_options``), how a transformation method's psi is fitted
+(``transformation``, a :class:`~backfill_lib.core.transformation.TransformConfig`), and how
+it looks in every figure (``label``, ``style``).
+
+Each method lives in its own module of this package, beside its loss, and registers itself
+there (as timm's models do); this module imports none of them. ``backfill demo``,
+``reproduce``, ``results.json``, the plots and the explorer read this table and nothing
+else, so adding a method is one module and its :func:`register` call (CONTRIBUTING.md;
+``tests/methods/test_registry.py`` adds a toy compatible method and a toy transformation
+method that way).
+
+Families: ``reference`` (old/old, new/new: the curve's two ends, always evaluated),
+``baseline`` (new/old: the upgrade with no compatibility), ``compatible`` (a new model
+trained with an extra loss against the frozen old model, queried in one space) and
+``online`` (two models merged during the backfill: DRM, RT, RT+MC).
+
+Every compatibility loss keeps one contract, :class:`CompatibilityLoss`:
+``loss(embeddings, labels, ref_emb, progress)``, where ``ref_emb`` is the other (old)
+model's embeddings of the same images, as in pytorch-metric-learning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from ..core import merge
+from ..core.embeddings import class_means
+from ..core.transformation import Transformation, TransformConfig
+from ..models.embedding import EmbeddingModel
+
+__all__ = [
+    "COMPATIBLE_STYLE",
+    "FAMILIES",
+    "CompatibilityLoss",
+    "CompatibleTraining",
+    "GalleryEmbeddings",
+    "Method",
+    "compatible_parts",
+    "get_method",
+    "method_names",
+    "register",
+    "trained_models",
+    "transformed_query_parts",
+]
+
+FAMILIES = ("reference", "baseline", "compatible", "online")
+# Figures use Okabe and Ito's colour-blind-safe palette: online methods are solid lines,
+# references dashed, and compatible training (the BCT family) dash-dotted with hollow markers.
+COMPATIBLE_STYLE = {"ls": "-.", "mfc": "white"}
+
+
+class CompatibilityLoss(Protocol):
+    """The contract of every compatible method's loss (an ``nn.Module``).
+
+    ``embeddings (B, d)``: the new model's unit embeddings of a batch; ``labels (B,)``;
+    ``ref_emb (B, d_o)``: the frozen old model's embeddings of the same images;
+    ``progress``: the share of training done, in [0, 1]. Returns a scalar. The training
+    loop passes all four; a loss reads what it needs (a missing ``ref_emb`` it needs is an
+    error naming it) and says in its docstring what it leaves unread.
+    """
+
+    def __call__(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor | None = None,
+        progress: float = 0.0,
+    ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class CompatibleTraining:
+    """What a compatible method's loss may read when it is built.
+
+    ``old``: the frozen old model. ``labels (N,)``: the labels of the new model's training
+    images; ``old_embeddings (N, d)``: the old model's embeddings of them. ``old_classes``:
+    how many classes the old model saw (labels ``0..old_classes-1``).
+    """
+
+    old: EmbeddingModel
+    labels: torch.Tensor
+    old_classes: int
+    old_embeddings: torch.Tensor
+
+    def class_centres(self) -> torch.Tensor:
+        """``(C, d)``: the old model's mean embedding of each class of ``labels``."""
+        return class_means(self.old_embeddings, self.labels, int(self.labels.max()) + 1)
+
+
+@dataclass(frozen=True)
+class GalleryEmbeddings:
+    """What a merge rule reads: the query/gallery set embedded by each trained model
+    (``models``: ``{"old": (N, d_o), "new": (N, d_n), "bct": ...}``) and each fitted
+    transformation (``transformations``: ``{"rt": Transformation, ...}``)."""
+
+    models: Mapping[str, torch.Tensor]
+    transformations: Mapping[str, Transformation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One retrieval method (see the module docstring for each field's role)."""
+
+    name: str
+    family: str
+    label: str
+    style: dict
+    parts: Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]
+    models: tuple[str, ...]
+    loss: Callable[[CompatibleTraining, dict], nn.Module] | None = None
+    loss_options: dict = field(default_factory=dict)
+    transformation: TransformConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family {self.family!r}: choose one of {', '.join(FAMILIES)}")
+        if (self.family == "compatible") != (self.loss is not None):
+            raise ValueError(f"{self.name}: a compatible method needs a loss, others none")
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to the registry (a name may be registered once)."""
+    if method.name in _REGISTRY:
+        raise ValueError(f"method {method.name!r} is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``, or a ValueError listing the known ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def method_names(*families: str) -> tuple[str, ...]:
+    """Registered method names in registration order, optionally of the given families."""
+    return tuple(m.name for m in _REGISTRY.values() if not families or m.family in families)
+
+
+def trained_models(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The models ``methods`` need, in first-needed order: ``("old", "new", "bct")``."""
+    return tuple(dict.fromkeys(model for m in methods for model in get_method(m).models))
+
+
+def compatible_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
+    """The ``parts`` of a compatible method: its model's query against both gallery parts
+    (the old part still holds old embeddings, the new part its own)."""
+
+    def parts(gallery: GalleryEmbeddings) -> merge.TwoPartEmbeddings:
+        compatible = gallery.models[name]  # (N, d): queries and backfilled items
+        return merge.single_space(compatible, gallery.models["old"], compatible)
+
+    return parts
+
+
+def transformed_query_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
+    """The ``parts`` of a method with a transformation: ``psi(phi_n(q))`` against the old
+    part, ``phi_n(q)`` (through rho, if learned) against the new part."""
+
+    def parts(gallery: GalleryEmbeddings) -> merge.TwoPartEmbeddings:
+        fitted, new = gallery.transformations[name], gallery.models["new"]
+        head = fitted.new_head(new)  # (N, d_n): rho(phi_n), or phi_n itself
+        return merge.transformed_query_merge(
+            fitted.transform(new), gallery.models["old"], head, head
+        )
+
+    return parts

@@ -1,0 +1,29 @@
+"""RT+MC, the reverse transformation with metric-compatible learning (Seo et al.).
+
+psi is fitted with ``L_rt + mc_weight * L_mc``
+(:class:`~backfill_lib.core.transformation.MetricCompatibleLoss`): a contrastive loss over
+both parts of a backfilling gallery in one softmax, so that a relevant item of either part
+outscores an irrelevant item of either part, which is what a merge by distance needs. With
+rho the identity (the default) the new model is untouched and the system at t = 1 is
+new/new: no regret by construction. Defaults on digits: ``mc_weight`` 4, ``tau`` 0.1;
+each profile's choices and their grids are in docs/choices.md.
+"""
+
+from __future__ import annotations
+
+from ..core.transformation import TransformConfig
+from .registry import Method, register, transformed_query_parts
+
+__all__: list[str] = []
+
+register(
+    Method(
+        name="rt+mc",
+        family="online",
+        label="RT+MC (Seo et al.)",
+        style={"color": "#009E73", "ls": "-", "marker": "*", "lw": 2.6, "ms": 5},
+        parts=transformed_query_parts("rt+mc"),
+        models=("old", "new"),
+        transformation=TransformConfig(mc_weight=4.0),
+    )
+)

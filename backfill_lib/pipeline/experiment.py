@@ -1,0 +1,392 @@
+"""An experiment: one dataset and one setting, run as METHOD.md's protocol, stage by stage.
+
+    plan -> train models -> embed -> fit transformations -> evaluate curves -> report
+
+:meth:`Experiment.run` is that sequence, each stage a method that takes the previous
+stage's artefacts and returns its own (``backfill demo`` is :meth:`~Experiment.run` plus
+:func:`~backfill_lib.reporting.outputs.write_outputs`). Underneath, every artefact is built
+once and cached on disk by what determines it (:class:`~.artefacts.ArtefactStore`), so a
+second run loads everything, an interrupted one resumes, and a notebook can ask for one
+artefact alone (:meth:`~Experiment.model`, :meth:`~Experiment.embeddings`,
+:meth:`~Experiment.results`...) from the same cache.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..core.embeddings import class_means
+from ..core.merge import TwoPartEmbeddings
+from ..core.metrics import (
+    Curve,
+    auc,
+    class_average_precision,
+    evaluate_curve,
+    negative_flip_rate,
+    one_space_curve,
+    relative_gain,
+    update_gain,
+)
+from ..core.orders import ORDERS, make_order, softmax_entropy
+from ..core.transformation import Transformation
+from ..data.splits import ExperimentData
+from ..methods.registry import GalleryEmbeddings, get_method, method_names, trained_models
+from ..models.embedding import EmbeddingModel
+from ..storage import default_cache_dir
+from .artefacts import ArtefactStore
+from .config import ExperimentConfig, check_methods, default_config
+
+__all__ = [
+    "DATASET_ENV",
+    "PROFILE_ENV",
+    "Embeddings",
+    "Experiment",
+    "Plan",
+    "Report",
+    "notebook_experiment",
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment builds (stage 1): the ``methods`` to evaluate along each of the
+    ``orders``, the ``models`` they need trained (``old``, ``new``, each compatible
+    method's) and the ``transformations`` they need fitted (``rt``, ``rt+mc``)."""
+
+    methods: tuple[str, ...]
+    models: tuple[str, ...]
+    transformations: tuple[str, ...]
+    orders: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Stage 3's artefacts: each trained model's embeddings of the query/gallery set
+    (``test``: ``{name: (N, d)}``) and, for ``old`` and ``new``, of the new model's training
+    images (``train``: what the transformations are fitted on)."""
+
+    test: dict[str, torch.Tensor]
+    train: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Stage 6's artefacts: one ``results.json`` dictionary per order, and the compatibility
+    matrix (``compatibility.json``)."""
+
+    results: list[dict]
+    compatibility: dict
+
+
+class Experiment:
+    """One dataset, one setting: its data, its cached artefacts, and the stages that build
+    and evaluate them."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        data_root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        download: bool = False,
+    ) -> None:
+        self.config = replace(config, methods=check_methods(config.methods))
+        if not isinstance(config.steps, int) or config.steps < 1:
+            raise ValueError(f"steps {config.steps!r}: give an integer of at least 1")
+        for order in config.orders:
+            if order not in ORDERS:
+                raise ValueError(
+                    f"unknown backfill order {order!r}; choose one of {', '.join(ORDERS)}"
+                )
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.data = ExperimentData(
+            config.dataset,
+            config.setting,
+            config.split_seed,
+            config.validation,
+            data_root,
+            self.cache_dir,
+            download,
+            config.limit_images,
+            config.image_size,
+        )
+        self.artefacts = ArtefactStore(self.config, self.data, self.cache_dir)
+        self._one_space_curves: dict[tuple[str, str], Curve] = {}
+
+    # the protocol, stage by stage --------------------------------------------------------
+
+    def run(self) -> Report:
+        """Every stage in order, for every method and order of the configuration."""
+        plan = self.plan()
+        models = self.train_models(plan)  # METHOD.md section 3
+        embeddings = self.embed(plan, models)
+        transformations = self.fit_transformations(plan, embeddings)  # section 4: psi, rho
+        gallery = GalleryEmbeddings(embeddings.test, transformations)
+        curves = {order: self.evaluate_curves(plan, gallery, order) for order in plan.orders}
+        return self.report(curves)  # section 5
+
+    def plan(self) -> Plan:
+        """Stage 1: what the configuration's methods need (the registry says)."""
+        methods = self.config.methods
+        fitted = tuple(m for m in methods if get_method(m).transformation is not None)
+        return Plan(methods, trained_models(methods), fitted, self.config.orders)
+
+    def train_models(self, plan: Plan) -> dict[str, EmbeddingModel]:
+        """Stage 2: every model of the plan, trained (or loaded), the old model first."""
+        return {name: self.model(name) for name in plan.models}
+
+    def embed(self, plan: Plan, models: dict[str, EmbeddingModel]) -> Embeddings:
+        """Stage 3: each model's embeddings of the query/gallery set; when the plan fits a
+        transformation, the old and new models' of the new training images too."""
+        fitted_on = ("old", "new") if plan.transformations else ()
+        return Embeddings(
+            test={name: self.embeddings(name) for name in models},
+            train={name: self.embeddings(name, "train") for name in fitted_on},
+        )
+
+    def fit_transformations(self, plan: Plan, embeddings: Embeddings) -> dict[str, Transformation]:
+        """Stage 4: psi (and rho) of each transformation method of the plan, fitted on
+        ``embeddings.train`` (cached by the two models' keys and the method's config)."""
+        if not plan.transformations:
+            return {}
+        new, old = embeddings.train["new"], embeddings.train["old"]  # what stage 3 embedded
+        return {m: self.artefacts.transformation(m, new, old) for m in plan.transformations}
+
+    def evaluate_curves(
+        self, plan: Plan, gallery: GalleryEmbeddings, order: str
+    ) -> dict[str, tuple[TwoPartEmbeddings, Curve]]:
+        """Stage 5: each method's merge rule (its two parts) and its curve along ``order``."""
+        order_ids = self.order(order)
+        evaluated = {}
+        for method in tqdm(plan.methods, desc=f"curves ({order})", leave=False):
+            parts = get_method(method).parts(gallery)
+            evaluated[method] = parts, self._curve(parts, order_ids)
+        return evaluated
+
+    def report(self, curves: dict[str, dict[str, tuple[TwoPartEmbeddings, Curve]]]) -> Report:
+        """Stage 6: the ``results.json`` of every order and the compatibility matrix."""
+        results = [self.summarise(order, evaluated) for order, evaluated in curves.items()]
+        return Report(results, self.compatibility())
+
+    def summarise(self, order: str, evaluated: dict[str, tuple[TwoPartEmbeddings, Curve]]) -> dict:
+        """The ``results.json`` dictionary of one order from its evaluated curves: every
+        metric of METHOD.md section 5 per method, the models, the configuration."""
+        curves = {method: curve for method, (_, curve) in evaluated.items()}
+        old_old = float(curves["old/old"].mAP[0])
+        new_new = float(curves["new/new"].mAP[0])
+        reference_top1 = curves["old/old"].top1_hits[0]
+        methods = {}
+        for m, c in curves.items():
+            methods[m] = {
+                "mAP": c.mAP.tolist(),
+                "top1": c.top1.tolist(),
+                "top5": c.cmc[5].tolist(),
+                "auc_mAP": auc(c.mAP),
+                "auc_top1": auc(c.top1),
+                "final_mAP": float(c.mAP[-1]),
+                "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
+                "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
+                "query_forward_passes": evaluated[m][0].forward_passes,
+            }
+        return {
+            "dataset": self.data.dataset.name,
+            "setting": self.config.setting,
+            "order": order,
+            "fractions": curves["old/old"].fractions.tolist(),
+            "gallery_size": len(self.data.test_labels),
+            "methods": methods,
+            "models": self.model_summary(trained_models(tuple(curves))),
+            "config": asdict(self.config),
+        }
+
+    def _curve(self, parts: TwoPartEmbeddings, order: np.ndarray) -> Curve:
+        """``evaluate_curve`` of a merge rule on the test set along ``order`` (cached)."""
+        tensors = (parts.query_old, parts.gallery_old, parts.query_new, parts.gallery_new)
+        labels = self.data.test_labels
+        return self.artefacts.curve(
+            f"{'one-space' if parts.one_space else 'two-part'} {self.config.steps} steps",
+            (*tensors, labels, *(() if parts.one_space else (order,))),
+            lambda: evaluate_curve(parts, labels, order, self.config.steps),
+        )
+
+    # one artefact at a time, from the same cache (what the notebooks use) -----------------
+
+    def model(self, name: str) -> EmbeddingModel:
+        """Model ``name`` (``old``, ``new`` or a compatible method's), trained or loaded."""
+        return self.artefacts.model(name)
+
+    def embeddings(self, name: str, split: str = "test") -> torch.Tensor:
+        """Model ``name``'s embeddings ``(N, d)`` of ``split`` (see ``ArtefactStore``)."""
+        return self.artefacts.embeddings(name, split)
+
+    def transformation(self, method: str) -> Transformation:
+        """The fitted transformation of ``rt`` or ``rt+mc``, fitted or loaded."""
+        new, old = self.embeddings("new", "train"), self.embeddings("old", "train")
+        return self.artefacts.transformation(method, new, old)
+
+    def parts(self, method: str) -> TwoPartEmbeddings:
+        """The merge rule of ``method`` on the test set (the registry's ``parts``), from the
+        models and the transformation it needs."""
+        entry = get_method(method)
+        fitted = {method: self.transformation(method)} if entry.transformation else {}
+        return entry.parts(GalleryEmbeddings({m: self.embeddings(m) for m in entry.models}, fitted))
+
+    def order(self, kind: str) -> np.ndarray:
+        """The backfill order of the test gallery: ``random`` or ``uncertainty``."""
+        old = self.embeddings("old")
+        uncertainty = softmax_entropy(self.model("old").classifier(old).detach())
+        return make_order(kind, len(old), self.config.order_seed, uncertainty)
+
+    def results(self, order: str) -> dict:
+        """The ``results.json`` dictionary for one backfill order (stages 1-5 and its part
+        of stage 6, each artefact from the cache when it is there)."""
+        plan = self.plan()
+        embeddings = self.embed(plan, self.train_models(plan))
+        gallery = GalleryEmbeddings(embeddings.test, self.fit_transformations(plan, embeddings))
+        return self.summarise(order, self.evaluate_curves(plan, gallery, order))
+
+    def classifier_alignment(self, name: str = "old") -> dict[int, float]:
+        """``{class: cosine}`` between each classifier row of model ``name`` and the mean of
+        its own embeddings of that class's training images (the new model's split).
+
+        BCT reads the old model through these rows: a row is a good old-space query only
+        where it points at its class mean (close to 1); see ``CosineClassifier``.
+        """
+        rows = F.normalize(self.model(name).classifier.weight.detach(), dim=1)
+        labels = self.data.training_data("new")[1]
+        means = class_means(self.embeddings(name, "train"), labels, len(rows))
+        cosines = (rows * F.normalize(means, dim=1)).sum(1)
+        return {c: float(cosine) for c, cosine in enumerate(cosines)}
+
+    def model_summary(self, names: tuple[str, ...]) -> dict[str, dict]:
+        """``{name: {"arch", "epochs", "classes", "accuracy"}}``: what ``results.json`` records
+        of each trained model (accuracy as in ``ArtefactStore.accuracy``)."""
+        summary = {}
+        for name in names:
+            train = self.config.old if name == "old" else self.config.new
+            summary[name] = {
+                "arch": train.arch,
+                "epochs": train.epochs,
+                "classes": int(self.model(name).classifier.weight.shape[0]),
+                "accuracy": self.artefacts.accuracy(name),
+            }
+        return summary
+
+    # the compatibility of the new models with the old gallery (BCT's criterion) ------------
+
+    def compatibility(self, models: tuple[str, ...] | None = None) -> dict:
+        """The cross-model mAP matrix (rows query model, columns gallery model); per new
+        model, the criterion, the update gain and the cost of compatibility; and
+        ``by_class`` (:meth:`compatibility_by_class`) with ``old_classes`` and the dataset's
+        ``class_names``.
+
+        ``models`` defaults to old, new and the configuration's compatible methods.
+        """
+        if models is None:
+            models = ("old", "new", *self._compatible_methods())
+        if models[:2] != ("old", "new"):
+            raise ValueError("models must start with 'old', 'new'")
+        names = list(models)
+        matrix = {
+            q: {
+                g: self.retrieval_mAP(q, g)
+                for g in names
+                if self.embeddings(q).shape[1] == self.embeddings(g).shape[1]
+            }
+            for q in names
+        }
+        old_old, new_new = matrix["old"]["old"], matrix["new"]["new"]
+        summary = {}
+        for m in names[1:]:
+            cross = matrix[m].get("old")
+            summary[m] = {
+                "cross_mAP": cross,
+                "compatible": cross is not None and cross > old_old,
+                "update_gain": None if cross is None else update_gain(cross, old_old, new_new),
+                "self_mAP": matrix[m][m],
+                "cost_vs_independent_new": matrix[m][m] - new_new,
+            }
+        return {
+            "models": names,
+            "matrix": matrix,
+            "methods": summary,
+            "by_class": self.compatibility_by_class(tuple(names[2:])),
+            "old_classes": self.data.split.old_classes,
+            "class_names": self.data.dataset.class_names,
+        }
+
+    def compatibility_by_class(self, models: tuple[str, ...] | None = None) -> dict:
+        """``{method: {class: mAP}}`` of each model's queries against the *old* gallery.
+
+        Keys as in the curves: ``old/old``, ``new/old`` and the compatible methods (default:
+        the configuration's). Shows where the criterion is won or lost, e.g. on the classes
+        the old model saw (``data.split.old_classes``) against those it never saw.
+        """
+        if models is None:
+            models = self._compatible_methods()
+        dim = self.embeddings("old").shape[1]
+        names = {"old/old": "old", "new/old": "new", **{m: m for m in models}}
+        return {
+            key: class_average_precision(
+                self._one_space(model, "old").query_ap[0], self.data.test_labels
+            )
+            for key, model in names.items()
+            if self.embeddings(model).shape[1] == dim
+        }
+
+    def _compatible_methods(self) -> tuple[str, ...]:
+        return tuple(m for m in method_names("compatible") if m in self.config.methods)
+
+    def retrieval_mAP(self, query_model: str, gallery_model: str) -> float:
+        """mAP of ``query_model``'s test queries against ``gallery_model``'s test gallery."""
+        return float(self._one_space(query_model, gallery_model).mAP[0])
+
+    def _one_space(self, query_model: str, gallery_model: str) -> Curve:
+        """``one_space_curve`` of two models' test embeddings, computed once per pair (the
+        matrix and the per-class view share it)."""
+        pair = (query_model, gallery_model)
+        if pair not in self._one_space_curves:
+            q, g = self.embeddings(query_model), self.embeddings(gallery_model)
+            labels = self.data.test_labels
+            self._one_space_curves[pair] = self.artefacts.curve(
+                "one-space", (q, g, labels), lambda: one_space_curve(q, g, labels)
+            )
+        return self._one_space_curves[pair]
+
+
+DATASET_ENV, PROFILE_ENV = "BACKFILL_DATASET", "BACKFILL_PROFILE"
+
+
+def notebook_experiment(
+    methods: tuple[str, ...],
+    dataset: str | None = None,
+    profile: str | None = None,
+    data_root: str | Path | None = None,
+) -> Experiment:
+    """The course notebooks' one setup call: an :class:`Experiment` of ``methods`` with the
+    documented defaults (:func:`~backfill_lib.pipeline.config.default_config`), printing what it
+    runs on.
+
+    ``dataset`` defaults to ``$BACKFILL_DATASET``, else the embedded ``"digits"``; ``profile``
+    to ``$BACKFILL_PROFILE``, else ``"gpu"`` when a GPU is present (e.g. on Colab), else
+    ``"cpu"``. So one switch runs every notebook on real
+    photographs: ``BACKFILL_DATASET=imagefolder:/abs/path/to/cifar10 jupyter lab`` (an
+    absolute path: notebooks run in ``notebooks/``). ``data_root`` defaults to
+    ``$BACKFILL_DATA_ROOT``; trained models are cached in ``$BACKFILL_CACHE`` (default
+    ``~/.cache/backfill_lib``), so a second run loads them.
+    """
+    dataset = dataset or os.environ.get(DATASET_ENV) or "digits"
+    profile = (
+        profile or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
+    )
+    experiment = Experiment(default_config(dataset, profile, methods=methods), data_root)
+    print(
+        f"{dataset} ({profile} profile), methods {', '.join(methods)}; cache {experiment.cache_dir}"
+    )
+    return experiment

@@ -1,0 +1,323 @@
+"""``backfill reproduce``: every method in every setting, figures, tables and the claims.
+
+Settings (METHOD.md section 2):
+
+- ``extended-class``: the default; same architecture for both models; every method.
+- ``heterogeneous``: extended-class with an old architecture smaller than the new one
+  (airbench-half -> airbench on the CPU profile, ResNet-18 -> ResNet-50 on the GPU profile,
+  SmallCNN -> ResNet-20 on digits).
+- ``extended-data``: the old model sees a random half of the training images.
+- ``open-class``: both models train without the last 20% of the classes, which alone are
+  tested.
+
+On the CPU profile for 32x32 datasets the three further settings run the methods that need no
+compatible training (``old/old new/new new/old drm rt rt+mc``); digits and the GPU profile
+run every method everywhere. Each setting writes ``<out>/<setting>/`` (the demo's files, from
+the first seed); its section of ``<out>/results.md`` (the mean and spread over seeds and the
+claims on each seed, with the command that made it) is kept in ``<out>/sections.json`` and its
+spread in ``<out>/summary.json``, so a setting rerun with more seeds replaces its own section
+and keeps the others'.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+from ..methods.registry import method_names
+from ..reporting.outputs import write_outputs
+from ..reporting.tables import markdown_table, models_markdown
+from ..storage import atomic_write, save_json
+from .config import ExperimentConfig, default_config
+from .experiment import Experiment
+
+__all__ = [
+    "HETEROGENEOUS",
+    "SETTING_NAMES",
+    "check_claims",
+    "Claim",
+    "default_out",
+    "reproduce",
+    "setting_config",
+    "spread_over_seeds",
+]
+
+SETTING_NAMES = ("extended-class", "heterogeneous", "extended-data", "open-class")
+# The profile's architecture -> (old, new) architectures of the heterogeneous setting.
+HETEROGENEOUS = {
+    "cnn-small": ("cnn-small", "resnet20"),
+    "airbench": ("airbench-half", "airbench"),
+    "resnet18": ("resnet18", "resnet50"),
+}
+
+
+def setting_config(
+    dataset: str, profile: str, name: str, seed: int = 0, epochs: int | None = None
+) -> ExperimentConfig:
+    """The configuration of one named setting and seed (old seed 2s, new seed 2s+1)."""
+    if name not in SETTING_NAMES:
+        raise ValueError(f"unknown setting {name!r}; choose from {', '.join(SETTING_NAMES)}")
+    base = default_config(dataset, profile)
+    cheap = dataset != "digits" and profile == "cpu" and name != "extended-class"
+    old = replace(base.old, seed=2 * seed, epochs=epochs or base.old.epochs)
+    new = replace(base.new, seed=2 * seed + 1, epochs=epochs or base.new.epochs)
+    if name == "heterogeneous":
+        old_arch, new_arch = HETEROGENEOUS[base.new.arch]
+        old, new = replace(old, arch=old_arch), replace(new, arch=new_arch)
+    return replace(
+        base,
+        setting="extended-class" if name == "heterogeneous" else name,
+        old=old,
+        new=new,
+        methods=method_names("reference", "baseline", "online") if cheap else method_names(),
+        order_seed=seed,
+    )
+
+
+def default_out(dataset: str) -> Path:
+    """``figures/<name>``: ``figures/cifar10`` for ``cifar10`` or ``imagefolder:.../cifar10``,
+    ``figures/tinyimagenet-dev100`` for ``tinyimagenet:.../tinyimagenet-dev100.tar``."""
+    return Path("figures") / Path(dataset.split(":", 1)[-1]).name.removesuffix(".tar")
+
+
+@dataclass
+class Claim:
+    """One claim of the issue, checked on one setting's results."""
+
+    text: str
+    holds: bool
+    evidence: str
+
+
+def check_claims(results: dict[str, dict]) -> list[Claim]:
+    """Claims (a)-(e) on ``{order: results}`` of one setting (random and uncertainty)."""
+    rnd = results["random"]["methods"]
+    old_old, new_new = rnd["old/old"]["mAP"][0], rnd["new/new"]["mAP"][0]
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    claims = []
+    drm = rnd["drm"]["mAP"]
+    claims.append(
+        Claim(
+            "(a) drm rises from old/old to new/new",
+            drm[0] == old_old and drm[-1] == new_new and rnd["drm"]["auc_mAP"] > old_old,
+            f"drm mAP {pct(drm[0])} -> {pct(drm[-1])} (old/old {pct(old_old)}, new/new "
+            f"{pct(new_new)}), AUC {pct(rnd['drm']['auc_mAP'])}",
+        )
+    )
+    for label, better, worse in (
+        ("(b) rt beats drm in AUC", "rt", "drm"),
+        ("(c) rt+mc beats rt", "rt+mc", "rt"),
+    ):
+        parts = [
+            f"{o}: {pct(results[o]['methods'][better]['auc_mAP'])} vs "
+            f"{pct(results[o]['methods'][worse]['auc_mAP'])}"
+            for o in results
+        ]
+        holds = all(
+            results[o]["methods"][better]["auc_mAP"] > results[o]["methods"][worse]["auc_mAP"]
+            for o in results
+        )
+        claims.append(Claim(label, holds, "AUC-mAP " + "; ".join(parts)))
+    compatible = [m for m in method_names("compatible") if m in rnd]
+    below = {m: rnd[m]["final_mAP"] < new_new for m in compatible}
+    claims.append(
+        Claim(
+            "(d) rt+mc ends at new/new; the compatible methods end below it"
+            if compatible
+            else "(d) rt+mc ends at new/new (no compatible method in this setting)",
+            rnd["rt+mc"]["final_mAP"] == new_new and all(below.values()),
+            f"rt+mc final {pct(rnd['rt+mc']['final_mAP'])} = new/new {pct(new_new)}; "
+            + (
+                ", ".join(f"{m} {pct(rnd[m]['final_mAP'])}" for m in compatible)
+                or "no compatible method run"
+            ),
+        )
+    )
+    if "uncertainty" in results:
+        unc = results["uncertainty"]["methods"]
+        online = ("drm", "rt", "rt+mc")
+        claims.append(
+            Claim(
+                "(e) the uncertainty order beats the random order",
+                all(unc[m]["auc_mAP"] > rnd[m]["auc_mAP"] for m in online),
+                "AUC-mAP uncertainty vs random: "
+                + ", ".join(
+                    f"{m} {pct(unc[m]['auc_mAP'])} vs {pct(rnd[m]['auc_mAP'])}" for m in online
+                ),
+            )
+        )
+    return claims
+
+
+def reproduce(
+    dataset: str,
+    out: Path,
+    profile: str = "cpu",
+    settings: tuple[str, ...] = SETTING_NAMES,
+    seeds: tuple[int, ...] = (0,),
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    epochs: int | None = None,
+) -> Path:
+    """Run the settings over the seeds, write every output, return ``out/results.md``.
+
+    ``results.md`` and ``summary.json`` are rewritten after every finished setting, listing
+    the settings still to run, so an interrupted run leaves every finished result readable
+    (and the cache lets a rerun of the same command pick up where it stopped). Settings run
+    earlier into ``out`` and not named in ``settings`` keep their sections.
+    """
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise ValueError(
+            f"seeds {' '.join(map(str, seeds)) or '(none)'}: give one or more distinct "
+            "non-negative seeds"
+        )
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs {epochs}: give at least 1 (or leave it out for the profile's)")
+    out = Path(out)
+    command = f"backfill reproduce --dataset {dataset} --profile {profile}"
+    if epochs:
+        command += f" --epochs {epochs}"
+    summary = _load_json(out / "summary.json")
+    sections = _load_json(out / "sections.json")
+    for done, name in enumerate(settings, 1):
+        start = time.perf_counter()
+        per_seed = []
+        for seed in seeds:
+            config = setting_config(dataset, profile, name, seed, epochs)
+            report = Experiment(config, data_root, cache_dir, download).run()
+            if seed == seeds[0]:
+                write_outputs(report.results, report.compatibility, out / name)
+            per_seed.append({results["order"]: results for results in report.results})
+        minutes = (time.perf_counter() - start) / 60
+        summary[name] = spread_over_seeds(per_seed)
+        made_by = f"{command} --settings {name} --seeds {' '.join(map(str, seeds))}"
+        sections[name] = _section(name, config, per_seed, summary[name], seeds, made_by, minutes)
+        summary, sections = _in_setting_order(summary), _in_setting_order(sections)
+        save_json(summary, out / "summary.json")
+        save_json(sections, out / "sections.json")
+        pending = settings[done:]
+        note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
+        text = (
+            f"# Reproduction on {dataset}\n\n"
+            "Each setting's section names the command that made it; rerunning a setting "
+            "replaces its section and keeps the others.\n\n" + note + "\n".join(sections.values())
+        )
+        path = atomic_write(out / "results.md", partial(Path.write_text, data=text))
+    return path
+
+
+def _in_setting_order(by_setting: dict) -> dict:
+    return {name: by_setting[name] for name in SETTING_NAMES if name in by_setting}
+
+
+def _load_json(path: Path) -> dict:
+    """A JSON file written by an earlier run into the output folder, or ``{}``."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def spread_over_seeds(per_seed: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of AUC-mAP, relative gain, final mAP and the mAP
+    at t = 0 (``mAP_t0``: M(new, old) for a compatible method), per order and method; for
+    ``mAP_t0`` also ``above_old_old``, on how many seeds it beat that seed's old/old."""
+    out: dict[str, dict] = {}
+    for order in per_seed[0]:
+        for method in per_seed[0][order]["methods"]:
+            for key in ("auc_mAP", "relative_gain", "final_mAP", "mAP_t0"):
+                values = [_metric(r[order]["methods"][method], key) for r in per_seed]
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                out.setdefault(order, {}).setdefault(method, {})[key] = {
+                    "mean": statistics.fmean(values),
+                    "sd": sd,
+                }
+            out[order][method]["mAP_t0"]["above_old_old"] = sum(
+                _metric(r[order]["methods"][method], "mAP_t0")
+                > _metric(r[order]["methods"]["old/old"], "mAP_t0")
+                for r in per_seed
+            )
+    return out
+
+
+def _metric(method_results: dict, key: str) -> float:
+    return method_results["mAP"][0] if key == "mAP_t0" else method_results[key]
+
+
+def _section(
+    name: str,
+    config: ExperimentConfig,
+    per_seed: list[dict[str, dict]],
+    spread: dict[str, dict],
+    seeds: tuple[int, ...],
+    made_by: str,
+    minutes: float,
+) -> str:
+    first = per_seed[0]
+    lines = [
+        f"## {name}",
+        "",
+        f"Made by `{made_by}`. Old {config.old.arch} ({config.old.epochs} epochs), new "
+        f"{config.new.arch}, {config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min "
+        f"on this run. Figures: [{name}/]({name}/results.md).",
+        "",
+    ]
+    for order, res in first.items():
+        lines += [
+            f"### {order} order (seed {seeds[0]})",
+            "",
+            f"![curves]({name}/curves-{order}.png)",
+            "",
+            markdown_table(res),
+            "",
+        ]
+        if len(seeds) > 1:
+            lines += [
+                "Mean ± sd over seeds (relative gain %): "
+                + ", ".join(
+                    f"{m} {v['relative_gain']['mean']:.1f} ± {v['relative_gain']['sd']:.1f}"
+                    for m, v in spread[order].items()
+                    if m not in ("old/old", "new/new")
+                ),
+                "",
+            ]
+    lines += [f"Models (seed {seeds[0]}):", "", models_markdown(next(iter(first.values()))), ""]
+    t0 = spread[next(iter(spread))]  # the mAP at t = 0 does not depend on the order
+    compatible = [m for m in t0 if m in method_names("compatible")]
+    if len(seeds) > 1 and compatible:
+        old_old = t0["old/old"]["mAP_t0"]
+        lines += [
+            f"Compatibility over the {len(seeds)} seeds, M(new, old) % against old/old "
+            f"{100 * old_old['mean']:.1f} ± {100 * old_old['sd']:.1f}: "
+            + ", ".join(
+                f"{m} {100 * t0[m]['mAP_t0']['mean']:.1f} ± {100 * t0[m]['mAP_t0']['sd']:.1f} "
+                f"(above old/old on {t0[m]['mAP_t0']['above_old_old']} of {len(seeds)})"
+                for m in compatible
+            )
+            + ".",
+            "",
+        ]
+    lines += ["### Claims", ""]
+    for verdicts in zip(*(check_claims(results) for results in per_seed), strict=True):
+        held = [s for s, claim in zip(seeds, verdicts, strict=True) if claim.holds]
+        evidence = "; ".join(
+            (f"seed {s}: " if len(seeds) > 1 else "") + claim.evidence
+            for s, claim in zip(seeds, verdicts, strict=True)
+        )
+        lines.append(f"- {_verdict(held, seeds)}: {verdicts[0].text}. {evidence}.")
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(held: list[int], seeds: tuple[int, ...]) -> str:
+    """A claim's verdict over the seeds: it holds on all, on none, or on the seeds ``held``."""
+    if len(held) == len(seeds):
+        return "holds" if len(seeds) == 1 else f"holds on all {len(seeds)} seeds"
+    if not held:
+        return (
+            "does NOT hold"
+            if len(seeds) == 1
+            else f"does NOT hold on any of the {len(seeds)} seeds"
+        )
+    return f"holds on seed {', '.join(map(str, held))} only (of {list(seeds)})"

@@ -1,0 +1,85 @@
+"""The files ``backfill demo`` writes into its output folder (:func:`write_outputs`):
+
+- ``results.json``: the first order's results (random by default), in the stable schema;
+  ``results-<order>.json`` for every further order.
+- ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method.
+- ``gains-<order>.png``: relative gain per method.
+- ``compatibility.json`` / ``compatibility.png``: the cross-model mAP matrix;
+  ``compatibility-by-class.png``: each model's mAP per class against the old gallery.
+- ``results.md``: every table above in Markdown.
+
+Every figure has an SVG beside its PNG; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from ..storage import atomic_write, save_json
+from .plots import (
+    plot_class_map,
+    plot_compatibility,
+    plot_curves,
+    plot_gain_bars,
+    save_figure,
+    setting_label,
+)
+from .tables import format_compatibility, markdown_table, models_markdown
+
+__all__ = ["write_outputs"]
+
+
+def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[Path]:
+    """Write the JSON files, the figures and ``results.md``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    md = []
+    for i, res in enumerate(results):
+        name = "results.json" if i == 0 else f"results-{res['order']}.json"
+        written.append(save_json(res, out / name))
+        for stem, fig in (("curves", plot_curves(res)), ("gains", plot_gain_bars(res))):
+            written += save_figure(fig, out / f"{stem}-{res['order']}.png")
+            plt.close(fig)
+        md += [
+            f"## {res['order']} order",
+            "",
+            f"![curves](curves-{res['order']}.png)",
+            "",
+            markdown_table(res),
+            "",
+        ]
+    written.append(save_json(compatibility, out / "compatibility.json"))
+    fig = plot_compatibility(compatibility)
+    written += save_figure(fig, out / "compatibility.png")
+    plt.close(fig)
+    md += [
+        "## Compatibility",
+        "",
+        "![compatibility](compatibility.png)",
+        "",
+        "```",
+        format_compatibility(compatibility),
+        "```",
+        "",
+    ]
+    if "by_class" in compatibility:
+        fig = plot_class_map(
+            compatibility["by_class"],
+            compatibility["old_classes"],
+            compatibility.get("class_names"),
+        )
+        written += save_figure(fig, out / "compatibility-by-class.png")
+        plt.close(fig)
+        md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
+    first = results[0]
+    if first.get("models"):
+        md += ["## Models", "", models_markdown(first), ""]
+    title = (
+        f"# {first['dataset']} — {setting_label(first)} ({first['gallery_size']} gallery items)\n\n"
+    )
+    written.append(
+        atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md)))
+    )
+    return written

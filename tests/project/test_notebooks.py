@@ -1,0 +1,85 @@
+"""The notebooks are committed clean and teach with the library, not beside it."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_eight_numbered_notebooks_exist():
+    assert [p.stem[:3] for p in NOTEBOOKS] == [f"{i:02d}_" for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_or_widget_state(path):
+    book = json.loads(path.read_text())
+    assert "widgets" not in book["metadata"]
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_import_the_library_and_define_no_functions(path):
+    book = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    markdown = [c for c in book["cells"] if c["cell_type"] == "markdown"]
+    assert "from backfill_lib" in code
+    assert not re.search(r"^\s*(def|class) ", code, re.MULTILINE)
+    assert len(markdown) >= 3  # prose between the cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_starts_from_the_one_setup_helper(path):
+    book = json.loads(path.read_text())
+    first = next("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    assert "experiment = notebook_experiment(methods=(" in first
+    assert "Experiment(" not in first and "default_config" not in first
+
+
+def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment(
+    monkeypatch, capsys
+):
+    from backfill_lib.pipeline.experiment import DATASET_ENV, notebook_experiment
+
+    monkeypatch.delenv(DATASET_ENV, raising=False)
+    assert notebook_experiment(methods=("drm",)).config.dataset == "digits"
+    assert "digits (cpu profile), methods drm" in capsys.readouterr().out
+    monkeypatch.setenv(DATASET_ENV, "cifar10")
+    experiment = notebook_experiment(methods=("rt",))
+    assert (experiment.config.dataset, experiment.config.methods[-1]) == ("cifar10", "rt")
+    assert notebook_experiment(("rt",), dataset="digits").config.dataset == "digits"
+
+
+def test_the_setup_helper_picks_the_gpu_profile_when_a_gpu_is_present(monkeypatch, capsys):
+    from backfill_lib.pipeline.experiment import DATASET_ENV, PROFILE_ENV, notebook_experiment
+
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    monkeypatch.setenv(DATASET_ENV, "cifar10")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert notebook_experiment(("rt",)).config.new.arch == "resnet18"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert notebook_experiment(("rt",)).config.new.arch == "airbench"
+    monkeypatch.setenv(PROFILE_ENV, "gpu")  # the environment decides over the hardware
+    assert notebook_experiment(("rt",)).config.new.arch == "resnet18"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(path):
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    intro, outro = cells[1], cells[-1]
+    objectives = intro.split("**You will learn**")[1].split("**Prerequisites.**")[0]
+    assert 3 <= objectives.count("\n* ") <= 5
+    for part in ("**Prerequisites.**", "**Run time**", "**Library modules used:**"):
+        assert part in intro
+    assert outro.startswith("## Summary") and "## Exercises" in outro
+    exercises = re.findall(r"^\d\. \*\((\w[\w ]*)\)\*", outro, re.MULTILINE)
+    assert 2 <= len(exercises) <= 4 and {"implement", "predict"} <= set(exercises)
+    solution = path.parent / "solutions" / f"ex{path.stem[:2]}.py"
+    assert f"(solutions/{solution.name})" in outro and solution.exists()
+    for name in re.findall(r"`(\w+)`", outro.split("Solutions:")[1]):
+        if name != "tests":
+            assert f"def {name}(" in solution.read_text(), f"{solution.name} lacks {name}"

@@ -1,0 +1,95 @@
+"""The course site: `python docs/build_site.py` builds, every notebook page holds the
+figures its execution produced, math is served from the site itself, and a real browser
+renders a page (math typeset, figures decoded) from disk."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+pytestmark = pytest.mark.slow  # executes the eight notebooks (digits models from the cache)
+
+
+@pytest.fixture(scope="module")
+def built(cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "BACKFILL_CACHE": str(cache)}
+    command = [sys.executable, str(ROOT / "docs" / "build_site.py"), "--out", str(out)]
+    subprocess.run(command, env=env, check=True, timeout=1800, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_page_holds_its_outputs_and_figures(built, notebook):
+    executed = json.loads((built / "site-src" / "notebooks" / notebook.name).read_text())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    figures = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert not any(o["output_type"] == "error" for o in outputs)
+    page = (built / "site" / "notebooks" / f"{notebook.stem}.html").read_text()
+    assert len(re.findall(r'<img[^>]*?src="data:image/png;base64', page)) == figures
+    if notebook.stem[:2] not in ("06", "07"):  # 06: a widget; 07: tables and checks
+        assert figures >= 1
+    title = json.loads(notebook.read_text())["cells"][0]["source"][0].lstrip("# ").strip()
+    assert title.split("·")[-1].strip().replace("`", "") in page.replace("<code>", "").replace(
+        "</code>", ""
+    )
+
+
+def test_math_and_assets_come_from_the_site_itself(built):
+    site = built / "site"
+    page = (site / "notebooks" / "05_metric_compatible_learning.html").read_text()
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', page)
+    mathjax = [s for s in scripts if "MathJax.js" in s]
+    assert mathjax and not any(s.startswith("http") for s in scripts)
+    assert (site / "notebooks" / mathjax[0].split("?")[0]).resolve().is_file()
+    assert "fonts.googleapis" not in page
+
+
+def test_the_api_reference_is_generated_from_the_docstrings(built):
+    reference = (built / "site" / "docs" / "reference.html").read_text()
+    for name in (
+        "backfill_lib.pipeline.experiment.Experiment",
+        "backfill_lib.methods.registry.register",
+    ):
+        assert f'id="{name}"' in reference
+    assert "One dataset, one setting" in reference  # Experiment's docstring
+
+
+@pytest.mark.browser
+def test_a_notebook_page_renders_in_a_real_browser(built):
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    page_url = (built / "site" / "notebooks" / "05_metric_compatible_learning.html").as_uri()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        failed = []
+        page.on("requestfailed", lambda request: failed.append(request.url))  # the site's files
+        page.goto(page_url)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.MathJax_CHTML, .MathJax').length > 3"
+        )
+        decoded = page.evaluate(
+            "() => [...document.images].filter(i => i.src.startsWith('data:image/png'))"
+            ".map(i => i.naturalWidth)"
+        )
+        heading = page.locator("h1").first.inner_text()
+        browser.close()
+    assert "Metric-compatible learning" in heading
+    assert decoded and min(decoded) > 100
+    assert not [url for url in failed if url.startswith("file:")]

@@ -1,0 +1,90 @@
+"""Figures say what they show: titles, labelled axes, one line per method, named AUCs."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from backfill_lib.methods.registry import get_method, method_names
+from backfill_lib.reporting.plots import plot_curves
+
+matplotlib.use("Agg")
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "figures" / "cifar10" / "extended-class"
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    path = RESULTS / "results.json"
+    if not path.exists():
+        pytest.skip("figures/cifar10 not committed")
+    return json.loads(path.read_text())
+
+
+def test_curve_panels_are_labelled_and_draw_every_method_once(results):
+    fig = plot_curves(results)
+    assert "cifar10" in fig._suptitle.get_text() and "imagefolder:" not in fig._suptitle.get_text()
+    for ax, name in zip(fig.axes, ("mAP", "top-1 (CMC)"), strict=True):
+        assert ax.get_ylabel() == f"{name} (%)" and ax.get_xlabel().startswith("backfilled share")
+        assert ax.get_title() == f"{name} during backfilling" and ax.get_ylim() == (0, 100)
+        curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+        references = [line for line in ax.get_lines() if len(line.get_xdata()) == 2]
+        assert len(curves) == len(results["methods"]) - 2 and len(references) == 2
+
+
+def test_the_legend_names_the_metric_of_every_auc(results):
+    fig = plot_curves(results)
+    texts = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    rt_mc = results["methods"]["rt+mc"]
+    expected = (
+        f"{get_method('rt+mc').label}: AUC-mAP {100 * rt_mc['auc_mAP']:.1f}, "
+        f"AUC-top1 {100 * rt_mc['auc_top1']:.1f}"
+    )
+    assert expected in texts and len(texts) == len(results["methods"])
+
+
+def test_the_palette_tells_every_method_apart():
+    styles = [get_method(m).style for m in method_names()]
+    drawn = [(s["color"], s["ls"], s.get("marker")) for s in styles]
+    assert len(set(drawn)) == len(drawn)
+    assert len({s["color"] for s in styles}) == len(styles)
+
+
+def test_a_highlighted_method_stands_out_and_the_legend_can_sit_below(results):
+    fig = plot_curves(results, highlight="drm", legend="below")
+    assert fig.axes[-1].get_legend() is None and len(fig.legends) == 1
+    assert len(fig.legends[0].get_texts()) == len(results["methods"])
+    for ax in fig.axes:
+        curves = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
+        drm, rt = curves[get_method("drm").label], curves[get_method("rt").label]
+        assert drm.get_alpha() == 1.0 and rt.get_alpha() < 0.5
+        assert drm.get_linewidth() > rt.get_linewidth()
+
+
+def test_distance_histograms_count_pairs_on_a_log_axis():
+    import numpy as np
+
+    from backfill_lib.reporting.plots import plot_distance_histograms
+
+    empty = {"relevant": np.array([]), "irrelevant": np.array([])}
+    fig = plot_distance_histograms(
+        {"relevant": np.full(10, 0.5), "irrelevant": np.full(90, 2.0)}, empty, "one part"
+    )
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "pairs" in ax.get_ylabel()
+    tops = sorted(patch.get_path().vertices[:, 1].max() for patch in ax.patches)
+    assert tops == pytest.approx([10, 90])  # counts, not densities: 9 irrelevant per relevant
+
+
+def test_a_saved_figure_gets_a_vector_twin_with_the_same_bytes_every_time(results, tmp_path):
+    from backfill_lib.reporting.plots import save_figure
+
+    fig = plot_curves(results)
+    first = save_figure(fig, tmp_path / "a" / "curves.png")
+    assert [p.name for p in first] == ["curves.png", "curves.svg"]
+    svg = first[1].read_text()
+    assert svg.startswith("<?xml") and "mAP during backfilling" in svg  # text kept as text
+    second = save_figure(fig, tmp_path / "b" / "curves.png")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
