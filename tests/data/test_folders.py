@@ -25,35 +25,33 @@ def write_tree(root, classes=("cat", "dog", "emu"), per_class=3, size=(20, 12), 
 
 
 def test_image_folder_is_decoded_resized_and_cached(tmp_path):
-    write_tree(tmp_path / "image_tree")
+    write_tree(tmp_path / "tree")
     cache = tmp_path / "cache"
-    ds = load_dataset(f"imagefolder:{tmp_path / 'image_tree'}", cache_dir=cache, image_size=16)
+    ds = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
     assert ds.class_names == ["cat", "dog", "emu"]
     assert (
         ds.train_images.shape == (9, 3, 16, 16)
         and ds.test_labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
     )
     assert len(list((cache / "data").glob("imagefolder-*.pt"))) == 1
-    again = load_dataset(f"imagefolder:{tmp_path / 'image_tree'}", cache_dir=cache, image_size=16)
+    again = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache, image_size=16)
     assert torch.equal(again.train_images, ds.train_images)
 
 
 def test_image_folder_reads_a_val_folder_when_there_is_no_test_folder(tmp_path):
-    write_tree(tmp_path / "image_tree", classes=("cat", "dog"), per_class=2, test="val")
-    (tmp_path / "image_tree" / "val" / "cat" / "1.png").unlink()  # tell val/ from train/ by size
-    ds = load_dataset(
-        f"imagefolder:{tmp_path / 'image_tree'}", cache_dir=tmp_path / "c", image_size=8
-    )
+    write_tree(tmp_path / "tree", classes=("cat", "dog"), per_class=2, test="val")
+    (tmp_path / "tree" / "val" / "cat" / "1.png").unlink()  # tell val/ from train/ by size
+    ds = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=tmp_path / "c", image_size=8)
     assert ds.train_labels.tolist() == [0, 0, 1, 1] and ds.test_labels.tolist() == [0, 1, 1]
 
 
 def test_an_image_edited_in_place_at_the_same_size_is_decoded_again(tmp_path):
     for split in ("train", "test"):
         for name in ("cat", "dog"):
-            (tmp_path / "image_tree" / split / name).mkdir(parents=True)
-            Image.new("RGB", (4, 4), "red").save(tmp_path / "image_tree" / split / name / "a.ppm")
-    target = tmp_path / "image_tree" / "train" / "cat" / "a.ppm"
-    cache, dataset = tmp_path / "cache", f"imagefolder:{tmp_path / 'image_tree'}"
+            (tmp_path / "tree" / split / name).mkdir(parents=True)
+            Image.new("RGB", (4, 4), "red").save(tmp_path / "tree" / split / name / "a.ppm")
+    target = tmp_path / "tree" / "train" / "cat" / "a.ppm"
+    cache, dataset = tmp_path / "cache", f"imagefolder:{tmp_path / 'tree'}"
     before = load_dataset(dataset, cache_dir=cache, image_size=4)
     size = target.stat().st_size
     Image.new("RGB", (4, 4), "blue").save(target)  # raw PPM: same byte count, other pixels

@@ -87,7 +87,7 @@ def jupyter(tmp_path, cache):
     else:
         server.kill()
         pytest.fail("JupyterLab did not start within 60 s")
-    yield f"{base}/lab/image_tree/06_backfill_explorer.ipynb?token={token}"
+    yield f"{base}/lab/tree/06_backfill_explorer.ipynb?token={token}"
     server.terminate()
     server.wait(timeout=30)
 

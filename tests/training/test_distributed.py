@@ -17,10 +17,7 @@ from backfill_lib.storage import load_torch
 
 pytestmark = pytest.mark.slow
 
-
-TREE_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS = 4, 512, 32
-
-
+CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS = 4, 512, 32
 # Two processes see the same images and take the same averaged steps; with BatchNorm they
 # differ from one process in that each half batch is normalised by its own statistics
 # ("ghost" BatchNorm), which moves when the loss drops in this short, steep run (airbench
@@ -28,7 +25,6 @@ TREE_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS = 4, 512, 32
 # mid-drop epochs were measured 36% apart in fp32 on an AVX2 CPU (0.89 vs 1.40 at epoch
 # 2), the ends within 3%. The test above shows the steps are otherwise equal.
 LOSS_TOLERANCE = 0.20  # relative, first and last epoch
-
 
 # fit() on digits with a BatchNorm-free model: what 1 and 2 processes must agree on exactly.
 FIT_SCRIPT = """
@@ -57,13 +53,13 @@ if distributed.is_main():
 
 
 @pytest.fixture(scope="module")
-def colour_tree_64px(tmp_path_factory):
+def big_image_tree(tmp_path_factory):
     """A generated ImageFolder of 64 px images: each class a colour, plus noise."""
-    root = tmp_path_factory.mktemp("colour_tree_64px")
+    root = tmp_path_factory.mktemp("tree")
     rng = np.random.default_rng(0)
-    colours = rng.integers(40, 215, (TREE_CLASSES, 3))
+    colours = rng.integers(40, 215, (CLASSES, 3))
     for split, per_class in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
-        for c in range(TREE_CLASSES):
+        for c in range(CLASSES):
             (root / split / f"class{c}").mkdir(parents=True)
             for i in range(per_class):
                 noise = rng.normal(0, 40, (64, 64, 3))
@@ -78,13 +74,11 @@ def launcher(processes: int) -> list[str]:
     return [*run, "--nproc_per_node", str(processes)]
 
 
-def train_command(
-    colour_tree_64px, cache, processes: int, epochs: int, kind: str = "imagefolder"
-) -> list:
+def train_command(tree, cache, processes: int, epochs: int, kind: str = "imagefolder") -> list:
     args = [
         "train",
         "--dataset",
-        f"{kind}:{colour_tree_64px}",
+        f"{kind}:{tree}",
         "--model",
         "old",
         "--epochs",
@@ -105,10 +99,8 @@ def run(command: list) -> str:
     return done.stdout
 
 
-def train(
-    colour_tree_64px, cache, processes: int, epochs: int = 4, kind: str = "imagefolder"
-) -> dict:
-    stdout = run(train_command(colour_tree_64px, cache, processes, epochs, kind))
+def train(tree, cache, processes: int, epochs: int = 4, kind: str = "imagefolder") -> dict:
+    stdout = run(train_command(tree, cache, processes, epochs, kind))
     (checkpoint,) = (cache / "checkpoints").glob("old-*.pt")
     return load_torch(checkpoint) | {"stdout": stdout}
 
@@ -127,9 +119,9 @@ def test_two_processes_take_one_process_steps_exactly(tmp_path):
         torch.testing.assert_close(two["model"][name], tensor, rtol=1e-4, atol=1e-5)
 
 
-def test_two_processes_train_like_one(colour_tree_64px, tmp_path):
-    one = train(colour_tree_64px, tmp_path / "one", processes=1)
-    two = train(colour_tree_64px, tmp_path / "two", processes=2)
+def test_two_processes_train_like_one(big_image_tree, tmp_path):
+    one = train(big_image_tree, tmp_path / "one", processes=1)
+    two = train(big_image_tree, tmp_path / "two", processes=2)
     assert len(two["history"]) == 4
     assert two["history"][-1] < 0.7 * two["history"][0]  # it learned
     ends = [0, -1]
@@ -140,19 +132,19 @@ def test_two_processes_train_like_one(colour_tree_64px, tmp_path):
     assert one["model"].keys() == two["model"].keys()
 
 
-def test_two_processes_train_from_files_left_on_disk(colour_tree_64px, tmp_path):
+def test_two_processes_train_from_files_left_on_disk(big_image_tree, tmp_path):
     """``stream:``: each process's DataLoader decodes its shard of every batch."""
-    two = train(colour_tree_64px, tmp_path / "two", processes=2, kind="stream")
+    two = train(big_image_tree, tmp_path / "two", processes=2, kind="stream")
     assert len(two["history"]) == 4 and two["history"][-1] < 0.7 * two["history"][0]
     assert two["stdout"].count("top-1") == 2
 
 
-def test_a_killed_two_process_run_resumes_to_the_same_weights(colour_tree_64px, tmp_path):
-    reference = train(colour_tree_64px, tmp_path / "reference", processes=2, epochs=8)
+def test_a_killed_two_process_run_resumes_to_the_same_weights(big_image_tree, tmp_path):
+    reference = train(big_image_tree, tmp_path / "reference", processes=2, epochs=8)
     cache = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.Popen(
-        train_command(colour_tree_64px, cache, 2, epochs=8),
+        train_command(big_image_tree, cache, 2, epochs=8),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -165,7 +157,7 @@ def test_a_killed_two_process_run_resumes_to_the_same_weights(colour_tree_64px, 
     run.wait()
     (partial,) = cache.glob("checkpoints/*.partial.pt")
     assert 1 <= load_torch(partial)["epoch"] < 8
-    resumed = train(colour_tree_64px, cache, processes=2, epochs=8)
+    resumed = train(big_image_tree, cache, processes=2, epochs=8)
     assert resumed["history"] == reference["history"]
     for name, tensor in reference["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
