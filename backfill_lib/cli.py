@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .core.metrics import MAX_STEPS
 from .core.orders import ORDERS
 from .data.splits import SETTINGS
 from .methods.registry import method_names
@@ -21,14 +22,22 @@ from .pipeline.gallery_job import backfill_experiment_gallery
 from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
 from .reporting.outputs import write_outputs
 from .reporting.tables import format_compatibility, format_models, format_table
+from .serving.index import BackfillIndex, check_factory
+from .serving.job import job_record
 from .storage import default_cache_dir
 from .training import distributed
 
 __all__ = ["build_parser", "main"]
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum`` (argparse turns the error into usage)."""
+# Upper bounds where a larger value can only be a mistake (and would fail late, or never end).
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**31 - 1  # model seeds are 2s and 2s + 1; an epoch's shuffle is seeded by s * 100,003
+
+
+def _at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum`` (and ``<= maximum``); argparse turns the
+    error into its one usage line."""
 
     def parse(text: str) -> int:
         try:
@@ -37,6 +46,8 @@ def _at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum {maximum:,}")
         return value
 
     return parse
@@ -83,7 +94,9 @@ def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
         )
     parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument(
-        "--epochs", type=_at_least(1), help="override the profile's epochs for every model"
+        "--epochs",
+        type=_at_least(1, MAX_EPOCHS),
+        help="override the profile's epochs for every model",
     )
 
 
@@ -114,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"backfill orders: {' '.join(ORDERS)}",
     )
     demo.add_argument(
-        "--steps", type=_at_least(1), default=20, help="curve resolution S (S+1 points)"
+        "--steps",
+        type=_at_least(1, MAX_STEPS),
+        default=20,
+        help="curve resolution S (S+1 points)",
     )
     demo.set_defaults(run=_demo)
     train = sub.add_parser(
@@ -134,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rep, setting=False)
     rep.add_argument("--out", help="output folder (default figures/<dataset name>)")
     rep.add_argument("--settings", nargs="+", default=list(SETTING_NAMES), choices=SETTING_NAMES)
-    rep.add_argument("--seeds", nargs="+", type=_at_least(0), default=[0], help="distinct")
+    rep.add_argument(
+        "--seeds", nargs="+", type=_at_least(0, MAX_SEED), default=[0], help="distinct"
+    )
     rep.set_defaults(run=_reproduce)
     _add_backfill_job(sub)
     return parser
@@ -180,10 +198,28 @@ def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
     return config
 
 
+def _check_job(args: argparse.Namespace, config: ExperimentConfig) -> None:
+    """Everything about ``backfill-job``'s index that can be checked before any training:
+    its path, the faiss factory for both models' dimensions, an earlier run's record and
+    index (readable, of the right type)."""
+    index = Path(args.index)
+    _check_writable_folder(index.parent, "--index")
+    if index.is_dir():
+        raise ValueError(
+            f"--index {index} is a folder: give the index file, e.g. {index}/index.npz"
+        )
+    for dim in {config.old.embed_dim, config.new.embed_dim}:
+        check_factory(args.factory, dim)
+    job_record(index)
+    if index.exists():
+        BackfillIndex.load(index)
+
+
 def _backfill_job(args: argparse.Namespace, start: float) -> None:
     """``backfill backfill-job``: one run of the resumable job on the experiment's gallery."""
-    _check_writable_folder(Path(args.index).parent, "--index")
-    experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
+    config = _config(args)
+    _check_job(args, config)
+    experiment = Experiment(config, args.data_root, args.cache, args.download)
     report = backfill_experiment_gallery(
         experiment,
         args.index,

@@ -9,9 +9,11 @@ so a crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,6 +28,7 @@ __all__ = [
     "CACHE_ENV",
     "FILE_MODE",
     "FORMAT_VERSION",
+    "OutOfSpaceError",
     "atomic_write",
     "config_key",
     "ConfigMismatchError",
@@ -34,6 +37,7 @@ __all__ = [
     "default_cache_dir",
     "exclusive",
     "load_derived",
+    "load_json",
     "load_torch",
     "save_json",
     "save_torch",
@@ -118,12 +122,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     removes those whose process is no longer running.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+        )
+        os.close(fd)
+    except OSError as err:
+        _raise_if_out_of_space(path, err)
+        raise
     tmp = Path(tmp_name)
     try:
         write(tmp)
@@ -131,9 +139,30 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
+    except Exception as err:  # torch reports a full disk as a RuntimeError
+        _raise_if_out_of_space(path, err)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+class OutOfSpaceError(OSError):
+    """The device holding a file ran out of space (or quota) while it was written."""
+
+
+def _raise_if_out_of_space(path: Path, err: Exception) -> None:
+    """Raise one :class:`OutOfSpaceError` line for a write of ``path`` that failed for want
+    of space: ``err`` says so (ENOSPC, EDQUOT), or the device has less than 1 MiB left."""
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+    folder = next((p for p in (path.parent, *path.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    if full or free < 1 << 20:
+        raise OutOfSpaceError(
+            errno.ENOSPC,
+            f"no space left to write {path} ({free:,} bytes free on the device of {folder}): "
+            "free some space or point --cache / --out at another disk",
+        ) from err
 
 
 @contextmanager
@@ -180,6 +209,22 @@ class ConfigMismatchError(ValueError):
 
 class CorruptFileError(ValueError):
     """A stored file cannot be read (truncated, empty, or not written by this library)."""
+
+
+def load_json(path: str | Path, kind: type = dict, fix: str = "delete it and rerun") -> Any:
+    """The JSON value in ``path``, which must be a ``kind`` (an object by default); a
+    :class:`CorruptFileError` naming the file and ``fix`` when it is not valid JSON or holds
+    another type."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path} is not valid JSON ({err}); {fix}") from err
+    if not isinstance(value, kind):
+        raise CorruptFileError(
+            f"{path} holds a JSON {type(value).__name__}, where a {kind.__name__} was expected; "
+            f"{fix}"
+        )
+    return value
 
 
 def load_torch(path: str | Path, expected_config: Mapping[str, Any] | None = None) -> Any:

@@ -1,9 +1,16 @@
 """Every user error in the CLI ends in exit code 2 and one error line, before any work."""
 
+import io
 import os
+import pickle
 import re
+import shutil
+import struct
+import tarfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -45,7 +52,46 @@ BAD_INPUTS = [
     (["backfill-job", "--max-batches", "0"], "below the minimum 1"),
     (["backfill-job", "--index", "{file}/index.npz"], "is a file, not a folder"),
     (["explain"], "invalid choice: 'explain'"),
+    # checked before any work (the second reliability pass)
+    (["demo", "--steps", "100000"], "100000 is above the maximum 65,533"),
+    (["demo", "--epochs", "100000000000000000000"], "is above the maximum 10,000"),
+    (["reproduce", "--seeds", "0", "1000000000000"], "is above the maximum 2,147,483,647"),
+    (["backfill-job", "--index", "{tmp}"], "is a folder: give the index file"),
+    (["backfill-job", "--factory", "Bogus99"], "faiss cannot build a 'Bogus99' index"),
+    (["backfill-job", "--index", "{badjob}/index.npz"], "index.npz.job.json is not valid JSON"),
+    (["demo", "--dataset", "stream:{broken}"], "bad.png: cannot decode this image"),
+    (["reproduce", "--out", "{badout}"], "sections.json holds a JSON list"),
+    # datasets that name files outside them, damaged archives and images, malformed layouts
+    (["demo", "--dataset", "tinyimagenet:{escape}"], "points outside the dataset folder"),
+    (["demo", "--dataset", "tinyimagenet:{notab}"], "val_annotations.txt, line 2: expected"),
+    (["demo", "--dataset", "tinyimagenet:{evil}"], "evil.tar cannot be extracted"),
+    (["demo", "--dataset", "tinyimagenet:{cut}"], "cut.tar"),
+    (["demo", "--dataset", "imagefolder:{bomb}"], "bomb.png: more than 67,108,864 pixels"),
+    (["demo", "--dataset", "imagefolder:{oneclass}"], "has 1 class(es)"),
+    (["demo", "--dataset", "imagefolder:{noclasses}"], "holds no class folders"),
+    (["demo", "--dataset", "cifar10", "--data-root", "{badcifar}"], "has no 'labels'"),
 ]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file that declares ``width x height`` 8-bit grey pixels and holds none: what a
+    decompression bomb looks like to a reader of its header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def image_folder(root: Path, classes: tuple[str, ...]) -> Path:
+    for split in ("train", "test"):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8), "red").save(root / split / name / "good.png")
+    return root
 
 
 @pytest.fixture
@@ -58,11 +104,52 @@ def folders(tmp_path):
             folder.mkdir(parents=True)
             Image.new("RGB", (8, 8), "red").save(folder / "good.png")
     (tmp_path / "broken" / "train" / "dog" / "bad.png").write_bytes(b"\x89PNG not really")
+    bomb = image_folder(tmp_path / "bomb", ("cat", "dog"))
+    (bomb / "train" / "cat" / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    escape = image_folder(tmp_path / "escape", ("n01", "n02"))
+    shutil.rmtree(escape / "test")
+    (escape / "val" / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(escape / "val" / "images" / "v0.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "secret.png")
+    notab = image_folder(tmp_path / "notab", ("n01", "n02"))
+    shutil.copytree(escape / "val", notab / "val")
+    (escape / "val" / "val_annotations.txt").write_text("v0.png\tn01\n../../../secret.png\tn02\n")
+    (notab / "val" / "val_annotations.txt").write_text("v0.png\tn01\nv0.png n02\n")
+    with tarfile.open(tmp_path / "evil.tar", "w") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        tar.addfile(info, io.BytesIO(b""))
+    with tarfile.open(tmp_path / "full.tar", "w") as tar:
+        tar.add(bomb / "test", arcname="dev/test")
+    (tmp_path / "cut.tar").write_bytes((tmp_path / "full.tar").read_bytes()[:1500])
+    image_folder(tmp_path / "oneclass", ("cat",))
+    (tmp_path / "noclasses" / "train").mkdir(parents=True)
+    (tmp_path / "noclasses" / "test").mkdir()
+    batches = tmp_path / "badcifar" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(batches / name, "wb") as fh:
+            pickle.dump({"data": np.zeros((2, 3072), np.uint8)}, fh)  # no labels
+    with open(batches / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    (tmp_path / "badjob").mkdir()
+    (tmp_path / "badjob" / "index.npz.job.json").write_text("{not json")
+    (tmp_path / "badout").mkdir()
+    (tmp_path / "badout" / "sections.json").write_text("[1, 2]")
     return {
         "tmp": tmp_path,
         "file": tmp_path / "a-file",
         "broken": tmp_path / "broken",
         "cifar": tmp_path / "cifar",
+        "bomb": bomb,
+        "escape": escape,
+        "notab": notab,
+        "evil": tmp_path / "evil.tar",
+        "cut": tmp_path / "cut.tar",
+        "oneclass": tmp_path / "oneclass",
+        "noclasses": tmp_path / "noclasses",
+        "badcifar": tmp_path / "badcifar",
+        "badjob": tmp_path / "badjob",
+        "badout": tmp_path / "badout",
     }
 
 

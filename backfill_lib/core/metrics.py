@@ -38,6 +38,7 @@ from .orders import backfill_steps, fractions
 
 __all__ = [
     "CURVE_FORMAT",
+    "MAX_STEPS",
     "auc",
     "class_average_precision",
     "Curve",
@@ -52,6 +53,7 @@ __all__ = [
 # Bumped whenever the evaluator's output changes, so that stored curves are never reused.
 CURVE_FORMAT = 1
 _RELEVANT = 1 << 16  # flag bit in the evaluator's per-item code (steps stay below it)
+MAX_STEPS = _RELEVANT - 3  # the most curve steps the evaluator can count
 
 
 @dataclass
@@ -122,8 +124,8 @@ def evaluate_curve(
         )
     if n < 2:
         raise ValueError(f"a gallery of {n} items has no other item to retrieve; give 2 or more")
-    if not 1 <= steps < _RELEVANT - 2:
-        raise ValueError(f"steps {steps}: give an integer from 1 to {_RELEVANT - 3}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps {steps}: give an integer from 1 to {MAX_STEPS}")
     order = np.asarray(order)
     if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
         raise ValueError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,18 +110,49 @@ def load_cifar(name: str, data_root: str | Path | None, download: bool = False) 
             "on a machine that is online), or pass --download."
         )
 
-    def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        data, labels = [], []
-        for fname in names:
-            entry = _load_cifar_pickle(folder / fname)
-            data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry[spec["labels"]])
-        return torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64)
+    meta = folder / spec["meta"][0]
+    class_names = [str(c) for c in _field(_load_cifar_pickle(meta), spec["meta"][1], meta, name)]
 
-    class_names = list(_load_cifar_pickle(folder / spec["meta"][0])[spec["meta"][1]])
+    def read(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        batches = [_batch(folder / f, spec["labels"], len(class_names), name) for f in names]
+        data, labels = zip(*batches, strict=True)
+        return torch.from_numpy(np.concatenate(data)), torch.from_numpy(np.concatenate(labels))
+
     train_x, train_y = read(spec["train"])
     test_x, test_y = read(spec["test"])
     return ImageDataset(name, train_x, train_y, test_x, test_y, class_names)
+
+
+def _field(entry: dict, key: str, path: Path, name: str) -> Any:
+    """``entry[key]``, or an error naming the file that lacks it."""
+    if key not in entry:
+        raise ValueError(
+            f"{path} has no {key!r}: it is not a {name} file; replace it with the file from "
+            "the official CIFAR python archive"
+        )
+    return entry[key]
+
+
+def _batch(path: Path, label_key: str, classes: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file's images ``(n, 3, 32, 32)`` uint8 and labels ``(n,)`` int64, checked:
+    rows of 3,072 bytes, one label per image, each label one of the ``classes``."""
+    entry = _load_cifar_pickle(path)
+    data = np.asarray(_field(entry, "data", path, name))
+    labels = np.asarray(_field(entry, label_key, path, name))
+    fix = "replace it with the file from the official CIFAR python archive"
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(
+            f"{path}: data of shape {data.shape} and type {data.dtype}, not rows of 3,072 "
+            f"bytes (32x32 RGB); {fix}"
+        )
+    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: {len(data)} images but labels of shape {labels.shape}; {fix}")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < classes:
+        raise ValueError(
+            f"{path}: labels from {labels.min()} to {labels.max()}, outside the {classes} "
+            f"classes of {name}; {fix}"
+        )
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def _download_cifar(name: str, data_root: str | Path) -> None:

@@ -36,6 +36,30 @@ class ImageDataset:
     test_labels: torch.Tensor
     class_names: list[str]
 
+    def __post_init__(self) -> None:
+        """Refuse a dataset that could only be trained on wrongly: fewer than two classes,
+        images and labels of different lengths, or labels outside the classes."""
+        if len(self.class_names) < 2:
+            raise ValueError(
+                f"{self.name} has {len(self.class_names)} class(es): retrieval and the "
+                "old/new split need at least 2"
+            )
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if labels.ndim != 1 or len(images) != len(labels):
+                raise ValueError(
+                    f"{self.name}: {len(images)} {split} images but {len(labels)} labels; "
+                    "each image needs one label"
+                )
+            if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(
+                self.class_names
+            ):
+                raise ValueError(
+                    f"{self.name}: {split} labels from {int(labels.min())} to "
+                    f"{int(labels.max())}, outside its {len(self.class_names)} classes "
+                    f"(0..{len(self.class_names) - 1})"
+                )
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

@@ -21,7 +21,7 @@ from typing import overload
 import torch
 from torch.utils.data import Dataset
 
-from .images import list_images, open_rgb
+from .images import class_folders, list_images, open_rgb
 
 __all__ = ["ImageFiles"]
 
@@ -59,7 +59,7 @@ class ImageFiles(Dataset):
         """``root/<split>/<class>/*`` (``train``, ``test`` or ``val``); the classes are the
         folders under ``root/train``, sorted, whatever the split."""
         root = Path(root).expanduser().resolve()
-        class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        class_names = class_folders(root / "train")
         return cls(list_images(root / split, class_names), class_names, image_size, train)
 
     @property

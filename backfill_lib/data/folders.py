@@ -18,8 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..storage import exclusive
 from .dataset import ImageDataset, cached_dataset
-from .images import DatasetNotFoundError, image_folder_tree, list_images, open_rgb
+from .images import (
+    DatasetNotFoundError,
+    class_folders,
+    image_folder_tree,
+    inside,
+    list_images,
+    open_rgb,
+)
 
 __all__ = ["load_image_folder", "load_tiny_imagenet"]
 
@@ -70,12 +78,16 @@ def load_tiny_imagenet(
             "tiny-imagenet-200/ layout or an ImageFolder tree), or a .tar holding one, e.g. "
             "tinyimagenet:../shared/datasets/tinyimagenet-dev100.tar"
         )
-    wnids = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    wnids = class_folders(root / "train")
     annotations = root / "val" / "val_annotations.txt"
     if annotations.exists():
         index = {wnid: i for i, wnid in enumerate(wnids)}
-        rows = [line.split("\t")[:2] for line in annotations.read_text().splitlines() if line]
-        test = [(root / "val" / "images" / f, index[w]) for f, w in sorted(rows) if w in index]
+        rows = _annotated(annotations)
+        test = [
+            (inside(root, root / "val" / "images" / f), index[w])
+            for f, w in sorted(rows)
+            if w in index
+        ]
     else:
         test_name = "test" if (root / "test").is_dir() else "val"
         test = list_images(root / test_name, wnids)
@@ -85,6 +97,23 @@ def load_tiny_imagenet(
     )
     dataset.class_names = _class_words(root / "words.txt", wnids)
     return dataset
+
+
+def _annotated(annotations: Path) -> list[tuple[str, str]]:
+    """``(file, wnid)`` of every line of Tiny-ImageNet's ``val_annotations.txt``
+    (``file<TAB>wnid<TAB>box...``); a line of another shape is named with its number."""
+    rows = []
+    for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2 or not fields[0] or not fields[1]:
+            raise ValueError(
+                f"{annotations}, line {number}: expected '<file><TAB><wnid>...', got "
+                f"{line[:80]!r}; fix the line (tab-separated) or delete the file"
+            )
+        rows.append((fields[0], fields[1]))
+    return rows
 
 
 def _class_words(words: Path, wnids: list[str]) -> list[str]:
@@ -110,14 +139,29 @@ def _extracted(archive: Path, cache_dir: str | Path | None) -> Path:
     key = digest.hexdigest()[:16]
     base = Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir())
     target = base / "data" / f"{archive.name.split('.')[0]}-{key}"
-    if not target.exists():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+    with exclusive(target):  # another process extracting it: wait, then find it done
+        if not target.exists():
+            _extract(archive, target)
+    folders = [p for p in target.iterdir() if p.is_dir()]
+    return folders[0] if len(folders) == 1 and not (target / "train").exists() else target
+
+
+def _extract(archive: Path, target: Path) -> None:
+    """Extract ``archive`` into ``target`` through ``<target>.partial`` (renamed when
+    complete), with tarfile's ``data`` filter (no absolute paths, no ``..``, no links out);
+    a refused or damaged archive is one ValueError naming it, and leaves nothing behind."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
         with tarfile.open(archive) as tar:
             tar.extractall(partial, filter="data")
-        os.replace(partial, target)
-    inside = [p for p in target.iterdir() if p.is_dir()]
-    return inside[0] if len(inside) == 1 and not (target / "train").exists() else target
+    except (tarfile.TarError, EOFError, OSError) as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ValueError(
+            f"{archive} cannot be extracted ({type(err).__name__}: {err}); it is damaged or "
+            "holds paths or links that leave its folder: use a complete, plain archive"
+        ) from err
+    os.replace(partial, target)
 
 
 def _decoded_folder(

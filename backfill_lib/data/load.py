@@ -20,12 +20,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from ..storage import atomic_write
 from .cifar import load_cifar
 from .dataset import ImageDataset, cached_dataset
 from .digits import load_digits
 from .files import ImageFiles
 from .folders import load_image_folder, load_tiny_imagenet
-from .images import DATA_ROOT_ENV, image_folder_tree, list_images
+from .images import DATA_ROOT_ENV, image_dimensions, image_folder_tree, list_images
 
 __all__ = ["DATASETS", "load_dataset", "load_files"]
 
@@ -61,20 +64,24 @@ def load_dataset(
     if scheme == "imagefolder" and path:
         return load_image_folder(path, cache_dir=cache_dir, image_size=image_size)
     if scheme == "stream" and path:
-        return load_files(path, image_size=image_size)
+        return load_files(path, image_size=image_size, cache_dir=cache_dir)
     if scheme == "tinyimagenet" and path:
         return load_tiny_imagenet(path, cache_dir=cache_dir, image_size=image_size)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-def load_files(path: str | Path, image_size: int = 32) -> ImageDataset:
+def load_files(
+    path: str | Path, image_size: int = 32, cache_dir: str | Path | None = None
+) -> ImageDataset:
     """``stream:PATH``: an ImageFolder tree (``train/`` and ``test/`` or ``val/``) whose
     images stay on disk: the dataset's images are :class:`~.files.ImageFiles`, decoded a
-    batch at a time wherever the library indexes them (training, embedding)."""
+    batch at a time wherever the library indexes them (training, embedding). Every image's
+    header is read first (:func:`_check_headers`), so that a file that is no image, or one
+    too large, is named before any training."""
     root, test_name, class_names = image_folder_tree(path, "stream", "stream:~/data/imagenet")
     train = ImageFiles(list_images(root / "train", class_names), class_names, image_size, True)
     test = ImageFiles(list_images(root / test_name, class_names), class_names, image_size, False)
-    return ImageDataset(
+    dataset = ImageDataset(
         name=f"stream:{root.name}",
         train_images=train,
         train_labels=train.labels,
@@ -82,3 +89,22 @@ def load_files(path: str | Path, image_size: int = 32) -> ImageDataset:
         test_labels=test.labels,
         class_names=train.class_names,
     )
+    _check_headers(dataset, [*train.items, *test.items], cache_dir)
+    return dataset
+
+
+def _check_headers(
+    dataset: ImageDataset, items: list[tuple[Path, int]], cache_dir: str | Path | None
+) -> None:
+    """Read every image's header (its format and size, :func:`~.images.image_size`), once
+    per file list: a marker under ``cache_dir/data`` keyed by the dataset's fingerprint (the
+    files' paths, sizes and modification times) skips it on later runs."""
+    marker = None
+    if cache_dir is not None:
+        marker = Path(cache_dir) / "data" / f"checked-{dataset.fingerprint()}"
+        if marker.exists():
+            return
+    for file, _ in tqdm(items, desc=f"checking {dataset.name}", leave=False):
+        image_dimensions(file)
+    if marker is not None:
+        atomic_write(marker, lambda tmp: tmp.write_text(f"{len(items)} images\n"))

@@ -32,7 +32,7 @@ from ..methods.registry import CompatibleTraining, get_method, method_names
 from ..models.embedding import EmbeddingModel
 from ..storage import config_key, content_key, load_derived, save_torch
 from ..training import distributed
-from ..training.checkpoints import checkpoint_path, train_or_load
+from ..training.checkpoints import Trained, checkpoint_path, train_or_load
 from ..training.embedding import embed
 from ..training.objectives import ClassifierObjective, CompatibleObjective
 from ..training.trainer import TrainConfig
@@ -63,14 +63,13 @@ class ArtefactStore:
         """``old``, ``new`` (independent), or a compatible method's new model, trained or
         loaded. Says which: a model trained here reports its accuracy, a loaded one its file."""
         if name not in self._models:
-            path = self.checkpoint_path(name)
-            trained = not path.exists()
-            self._models[name] = self._train(name)
+            trained = self._train(name)
+            self._models[name] = trained.model
             if distributed.is_main():  # under torchrun, one rank speaks
                 tqdm.write(
                     f"{name}: trained; {self.describe_accuracy(name)}"
-                    if trained
-                    else f"{name}: loaded from {path}"
+                    if trained.trained_here
+                    else f"{name}: loaded from {self.checkpoint_path(name)}"
                 )
         return self._models[name]
 
@@ -117,7 +116,7 @@ class ArtefactStore:
         """Where model ``name``'s checkpoint for this configuration lives (or will)."""
         return checkpoint_path(self.cache_dir, name, self._cache_config(name))
 
-    def _train(self, name: str) -> EmbeddingModel:
+    def _train(self, name: str) -> Trained:
         """Seed, build the model and its objective, then train or load (METHOD.md section 3)."""
         cache_config, train = self._cache_config(name), self._train_config(name)
         self._keys[name] = config_key(cache_config)
@@ -141,10 +140,9 @@ class ArtefactStore:
             objective: torch.nn.Module = ClassifierObjective(train.label_smoothing)
         else:
             objective = self._compatible_objective(name, against_old, train)
-        model, _, _ = train_or_load(
+        return train_or_load(
             name, cache_config, model, objective, images, labels, train, self.cache_dir
         )
-        return model
 
     def _compatible_training(self, method: str, labels: torch.Tensor) -> CompatibleTraining:
         """What ``method``'s loss reads of the frozen old model (its classifier, its

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..core.embeddings import class_means
 from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import (
+    MAX_STEPS,
     Curve,
     auc,
     class_average_precision,
@@ -97,8 +98,8 @@ class Experiment:
         download: bool = False,
     ) -> None:
         self.config = replace(config, methods=check_methods(config.methods))
-        if not isinstance(config.steps, int) or config.steps < 1:
-            raise ValueError(f"steps {config.steps!r}: give an integer of at least 1")
+        if not isinstance(config.steps, int) or not 1 <= config.steps <= MAX_STEPS:
+            raise ValueError(f"steps {config.steps!r}: give an integer from 1 to {MAX_STEPS}")
         for order in config.orders:
             if order not in ORDERS:
                 raise ValueError(

@@ -21,7 +21,6 @@ and keeps the others'.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -31,7 +30,7 @@ from pathlib import Path
 from ..methods.registry import method_names
 from ..reporting.outputs import write_outputs
 from ..reporting.tables import markdown_table, models_markdown
-from ..storage import atomic_write, save_json
+from ..storage import CorruptFileError, atomic_write, load_json, save_json
 from .config import ExperimentConfig, default_config
 from .experiment import Experiment
 
@@ -182,8 +181,8 @@ def reproduce(
     command = f"backfill reproduce --dataset {dataset} --profile {profile}"
     if epochs:
         command += f" --epochs {epochs}"
-    summary = _load_json(out / "summary.json")
-    sections = _load_json(out / "sections.json")
+    summary = _load_json(out / "summary.json", dict)
+    sections = _load_json(out / "sections.json", str)
     for done, name in enumerate(settings, 1):
         start = time.perf_counter()
         per_seed = []
@@ -215,9 +214,17 @@ def _in_setting_order(by_setting: dict) -> dict:
     return {name: by_setting[name] for name in SETTING_NAMES if name in by_setting}
 
 
-def _load_json(path: Path) -> dict:
-    """A JSON file written by an earlier run into the output folder, or ``{}``."""
-    return json.loads(path.read_text()) if path.exists() else {}
+def _load_json(path: Path, kind: type) -> dict:
+    """A JSON object written by an earlier run into the output folder, whose values are all
+    ``kind`` (``{}`` when there is none); a damaged one is named before any work."""
+    if not path.exists():
+        return {}
+    fix = "delete it, and rerun every setting it held"
+    value = load_json(path, dict, fix)
+    wrong = [key for key, item in value.items() if not isinstance(item, kind)]
+    if wrong:
+        raise CorruptFileError(f"{path}: the entry {wrong[0]!r} is not a {kind.__name__}; {fix}")
+    return value
 
 
 def spread_over_seeds(per_seed: list[dict]) -> dict:

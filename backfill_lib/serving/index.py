@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,14 @@ import numpy as np
 
 from ..storage import atomic_write
 
-__all__ = ["INDEX_FORMAT", "UNIT_TOLERANCE", "BackfillIndex", "QueryMap", "SearchResult"]
+__all__ = [
+    "INDEX_FORMAT",
+    "UNIT_TOLERANCE",
+    "BackfillIndex",
+    "QueryMap",
+    "SearchResult",
+    "check_factory",
+]
 
 QueryMap = Callable[[np.ndarray], np.ndarray]  # new-model queries (Q, d_n) -> old space (Q, d_o)
 INDEX_FORMAT = 1  # bumped whenever the saved file's layout changes
@@ -76,7 +84,26 @@ def _as_ids(ids: np.ndarray, name: str) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"{name} must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int64).max):
+        raise ValueError(
+            f"{name} must be non-negative int64 (faiss marks a missing result with -1), got "
+            f"{ids.min()}..{ids.max()}"
+        )
     return ids.astype(np.int64).reshape(-1)
+
+
+def check_factory(factory: str, dim: int) -> faiss.Index:
+    """An empty inner-product index of the faiss ``factory`` string for ``dim``-dimensional
+    vectors; a ValueError naming the factory when faiss cannot build it (an unknown string, or
+    one that does not fit ``dim``, such as PQ with a number of sub-vectors not dividing it)."""
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        message = re.sub(r"^Error in .*? at \S+:\d+: ", "", " ".join(str(err).split()))
+        raise ValueError(
+            f"faiss cannot build a {factory!r} index for {dim}-d vectors ({message}); give a "
+            "factory string such as Flat, IVF256,Flat or HNSW32"
+        ) from err
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -144,7 +171,7 @@ class BackfillIndex:
         remove by id themselves; others (Flat, HNSW) are wrapped in an id map. (faiss's id
         map assumes removal shifts the vectors after the removed ones, as Flat does; IVF
         moves its last vector into the gap, so a wrapped IVF would return wrong ids.)"""
-        inner = faiss.index_factory(dim, self.factory, faiss.METRIC_INNER_PRODUCT)
+        inner = check_factory(self.factory, dim)
         return inner if faiss.try_extract_index_ivf(inner) else faiss.IndexIDMap2(inner)
 
     def _train(self, index: faiss.Index, vectors: np.ndarray, part: str) -> None:
@@ -305,15 +332,35 @@ class BackfillIndex:
             if isinstance(err, FileNotFoundError):
                 raise
             raise ValueError(f"{path} is not a readable BackfillIndex file ({err})") from err
-        version = meta.get("format")
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path} is not a BackfillIndex file (its metadata is no object)")
+        version = meta.get("format", 0)  # files from before the format field: version 0
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(
+                f"{path} is not a BackfillIndex file (its format field {version!r} is not an "
+                "integer); rebuild the index"
+            )
         if version != INDEX_FORMAT:
-            age = "a newer" if isinstance(version, int) and version > INDEX_FORMAT else "an older"
+            age = "a newer" if version > INDEX_FORMAT else "an older"
             raise ValueError(
                 f"{path} was written by {age} backfill_lib (index format {version}, this one "
                 f"reads {INDEX_FORMAT}); rebuild the index with this version, or use the "
                 "version that wrote it"
             )
-        if _checksum(arrays) != meta.get("sha256"):
+        fields = {
+            "old_dim": int,
+            "new_dim": int,
+            "factory": str,
+            "old_removes": bool,
+            "sha256": str,
+        }
+        wrong = [k for k, kind in fields.items() if not isinstance(meta.get(k), kind)]
+        if wrong:
+            raise ValueError(
+                f"{path} is inconsistent: its metadata lacks or mistypes {', '.join(wrong)}; "
+                "rebuild the index"
+            )
+        if _checksum(arrays) != meta["sha256"]:
             raise ValueError(f"{path} is corrupt (its arrays do not match their checksum)")
         self = cls.__new__(cls)
         self.old_dim, self.new_dim = meta["old_dim"], meta["new_dim"]
@@ -334,6 +381,7 @@ class BackfillIndex:
             text
             for text, bad in (
                 ("ids are not unique", len(self._position) != n),
+                ("an id is negative", bool(n and self.ids.min() < 0)),
                 ("the backfilled mask has another length", self.backfilled.shape != (n,)),
                 (
                     f"the old part holds {self._old.ntotal}, not {expected_old}",

@@ -14,10 +14,11 @@ only ever backfills a prefix of its order, cut at batch boundaries. So:
   consistent (the file is replaced atomically and checked on load) and a prefix of the order.
 
 The order and batch size are recorded beside the index (``<index>.job.json``) on the first
-run; a resume with another order or batch size is refused, since it could not rebuild the
-same index. One job at a time holds ``<index>.lock``. Each save writes the whole index
-(about ``N (d_o + d_n) 4`` bytes for exact parts): at a million items, choose
-``save_every`` so that a save is rare next to the batches it protects.
+run; once the index is saved, a resume with another order or batch size is refused, since it
+could not rebuild the same index (a first run that failed before saving binds nothing).
+One job at a time holds ``<index>.lock``. Each save writes the whole index (about
+``N (d_o + d_n) 4`` bytes for exact parts): at a million items, choose ``save_every`` so
+that a save is rare next to the batches it protects.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..storage import atomic_write, exclusive
+from ..storage import atomic_write, exclusive, load_json
 from .index import BackfillIndex
 
-__all__ = ["JobReport", "run_backfill_job"]
+__all__ = ["JobReport", "job_record", "run_backfill_job"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,25 @@ def _job_record(order: np.ndarray, batch_size: int) -> dict:
     return {"format": 1, "items": len(order), "order_sha256": digest, "batch_size": batch_size}
 
 
-def _check_record(path: Path, record: dict) -> None:
-    """Write the job's record on its first run; refuse a resume that differs from it."""
+def job_record(index_path: str | Path) -> dict | None:
+    """The record of the job at ``index_path`` (``<index>.job.json``), checked to be a JSON
+    object, or ``None`` when there is none yet; a damaged record is named with the fix."""
+    path = Path(index_path).with_name(Path(index_path).name + ".job.json")
     if not path.exists():
+        return None
+    fix = "delete it (the job rereads its progress from the index) or start at another path"
+    return load_json(path, dict, fix)
+
+
+def _check_record(index_path: Path, record: dict) -> None:
+    """Write the job's record on its first run (a record without a saved index binds
+    nothing: a first run that failed may be retried otherwise); refuse a resume that
+    differs from it."""
+    path = index_path.with_name(index_path.name + ".job.json")
+    stored = job_record(index_path)
+    if stored is None or not index_path.exists():
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
         return
-    stored = json.loads(path.read_text())
     if stored != record:
         changed = ", ".join(k for k in record if stored.get(k) != record[k])
         raise ValueError(
@@ -93,7 +107,7 @@ def run_backfill_job(
     order = np.asarray(order, dtype=np.int64)
     path = Path(index_path)
     with exclusive(path):
-        _check_record(path.with_name(path.name + ".job.json"), _job_record(order, batch_size))
+        _check_record(path, _job_record(order, batch_size))
         if path.exists():
             index = BackfillIndex.load(path)
         else:

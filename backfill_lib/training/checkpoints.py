@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -22,7 +23,18 @@ from .compute import numerics, warn_if_computed_otherwise
 from .files import fit_files
 from .trainer import TrainConfig, fit, partial_checkpoint_path
 
-__all__ = ["checkpoint_path", "train_or_load"]
+__all__ = ["Trained", "checkpoint_path", "train_or_load"]
+
+
+class Trained(NamedTuple):
+    """What :func:`train_or_load` returns: the model (eval mode, CPU), its objective, the
+    loss of every epoch, and whether this call trained it (``False``: loaded, perhaps after
+    waiting for another process to finish training it)."""
+
+    model: EmbeddingModel
+    objective: nn.Module
+    history: list[float]
+    trained_here: bool
 
 
 def checkpoint_path(cache_dir: Path, name: str, cache_config: dict) -> Path:
@@ -39,14 +51,14 @@ def train_or_load(
     labels: torch.Tensor,
     config: TrainConfig,
     cache_dir: Path,
-) -> tuple[EmbeddingModel, nn.Module, list[float]]:
+) -> Trained:
     """Load ``cache_dir/checkpoints/<name>-<key>.pt`` into ``model`` and ``objective`` if it
     exists, else train them and save it.
 
     ``model`` and ``objective`` are freshly built (seeded by the caller with
     ``config.seed``); ``cache_config`` must describe everything that determines the result.
     ``images`` are uint8 tensors, or files left on disk (``stream:``), trained from as they
-    are read. Returns ``(model in eval mode on CPU, objective, loss history)``.
+    are read. Returns a :class:`Trained`.
     """
     path = checkpoint_path(cache_dir, name, cache_config)
     # another process training the same model: wait, then load it (under torchrun, rank 0
@@ -63,7 +75,7 @@ def train_or_load(
                 "trained here could differ by a few tenths of a mAP point: delete the file "
                 "to train it here",
             )
-            return model.eval(), objective, state["history"]
+            return Trained(model.eval(), objective, state["history"], trained_here=False)
         if isinstance(images, torch.Tensor):
             history = fit(model, objective, images, labels, config, path, cache_config, name)
         else:
@@ -83,4 +95,4 @@ def train_or_load(
             )
             partial_checkpoint_path(path).unlink(missing_ok=True)
     distributed.barrier()
-    return model, objective, history
+    return Trained(model, objective, history, trained_here=True)

@@ -78,3 +78,51 @@ def test_missing_cifar_says_how_to_provide_it(tmp_path, name, monkeypatch):
         load_dataset(name)
     with pytest.raises(DatasetNotFoundError, match="download"):
         load_dataset(name, data_root=tmp_path)
+
+
+def write_cifar10(root, batch=None, test_batch=None):
+    """A small CIFAR-10 python layout under ``root``: five 4-image training batches, a test
+    batch and the meta file; ``batch`` replaces the first training batch's dict."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        entry = {"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump(batch if (i == 1 and batch is not None) else entry, fh)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump(test_batch or {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 9]}, fh)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (
+            {"data": np.zeros((150, 3072), np.uint8), "labels": [0] * 130},
+            "data_batch_1: 150 images but labels of shape",
+        ),
+        (
+            {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 57]},
+            "data_batch_1: labels from 0 to 57, outside the 10 classes",
+        ),
+        ({"data": np.zeros((2, 3072), np.uint8)}, "data_batch_1 has no 'labels'"),
+        (
+            {"data": np.zeros((2, 1000), np.uint8), "labels": [0, 1]},
+            r"data_batch_1: data of shape \(2, 1000\)",
+        ),
+    ],
+    ids=["labels short", "label out of range", "no labels", "wrong size"],
+)
+def test_a_damaged_cifar_batch_is_named_when_loaded(tmp_path, batch, message):
+    write_cifar10(tmp_path, batch)
+    with pytest.raises(ValueError, match=message):
+        load_dataset("cifar10", data_root=tmp_path)
+
+
+def test_a_consistent_small_cifar_layout_loads(tmp_path):
+    write_cifar10(tmp_path)
+    dataset = load_dataset("cifar10", data_root=tmp_path)
+    assert dataset.train_images.shape == (20, 3, 32, 32) and dataset.test_labels.tolist() == [0, 9]

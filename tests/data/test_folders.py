@@ -1,8 +1,11 @@
 """Folder datasets decoded into tensors: ImageFolder trees and Tiny-ImageNet (official
 layout, any subset, a tar of either), cached, and clear errors for the wrong layout."""
 
+import io
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -135,3 +138,98 @@ def test_the_shared_tinyimagenet_dev100_tar(shared_datasets, tmp_path):
     assert torch.bincount(ds.train_labels).tolist() == [500] * 100
     assert torch.bincount(ds.test_labels).tolist() == [50] * 100
     assert all(name and not name.startswith("n0") for name in ds.class_names)  # words.txt names
+
+
+def test_an_annotation_may_not_name_a_file_outside_the_dataset(tmp_path):
+    """val_annotations.txt naming ../../../secret.JPEG would pull a file from outside the
+    dataset into its test set: refused, with the path named."""
+    root = tmp_path / "tiny"
+    write_official_tiny_imagenet(root)
+    Image.new("RGB", (64, 64)).save(tmp_path / "secret.JPEG")
+    with (root / "val" / "val_annotations.txt").open("a") as fh:
+        fh.write("../../../secret.JPEG\tn01\t0\t0\t9\t9\n")
+    with pytest.raises(ValueError, match=r"secret.JPEG points outside the dataset folder"):
+        load_dataset(f"tinyimagenet:{root}", cache_dir=tmp_path / "c")
+
+
+def test_an_annotation_line_of_another_shape_is_named_with_its_number(tmp_path):
+    root = tmp_path / "tiny"
+    write_official_tiny_imagenet(root)
+    with (root / "val" / "val_annotations.txt").open("a") as fh:
+        fh.write("val_9.JPEG n01 0 0 9 9\n")  # spaces, not tabs
+    with pytest.raises(ValueError, match=r"val_annotations.txt, line 5: expected"):
+        load_dataset(f"tinyimagenet:{root}", cache_dir=tmp_path / "c")
+
+
+def tar_of(path, members: dict[str, bytes | str]) -> None:
+    """A tar archive at ``path`` holding ``members``: {name in the archive: a file's bytes,
+    or the target of a symbolic link (a str)}."""
+    with tarfile.open(path, "w") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"dev/train/a/x.txt": b"x", "../escape.txt": b"out"},
+        {"dev/train/a/x.txt": b"x", "dev/train/a/out": "../../../../outside"},
+        {"dev/train/a/passwd": "/etc/passwd"},
+    ],
+    ids=["a .. member", "a link out", "an absolute link"],
+)
+def test_a_tar_that_leaves_its_folder_is_one_error_and_leaves_nothing(tmp_path, members):
+    tar_of(tmp_path / "evil.tar", members)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=r"evil.tar cannot be extracted .* leave its folder"):
+        load_dataset(f"tinyimagenet:{tmp_path / 'evil.tar'}", cache_dir=cache)
+    assert not list((cache / "data").glob("*.partial")) and not (tmp_path / "escape.txt").exists()
+    assert not [p for p in (cache / "data").iterdir() if p.is_dir()]
+
+
+def test_a_truncated_tar_is_one_error_naming_it(tmp_path):
+    write_tree(tmp_path / "dev", classes=("n01", "n02"))
+    with tarfile.open(tmp_path / "full.tar", "w") as tar:
+        tar.add(tmp_path / "dev", arcname="dev")
+    (tmp_path / "cut.tar").write_bytes((tmp_path / "full.tar").read_bytes()[:3000])
+    with pytest.raises((ValueError, DatasetNotFoundError), match="cut.tar"):
+        load_dataset(f"tinyimagenet:{tmp_path / 'cut.tar'}", cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.partial"))
+
+
+EXTRACT = """
+import sys
+from backfill_lib.data.load import load_dataset
+dataset = load_dataset("tinyimagenet:" + sys.argv[1], cache_dir=sys.argv[2])
+print(len(dataset.train_labels), int(dataset.train_images.sum()))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_extracting_one_tar_into_one_cache_both_succeed(tmp_path):
+    """Extraction takes a lock, as training does: the second process waits, then finds the
+    folder done (without it, one run in four failed with "Directory not empty")."""
+    write_tree(tmp_path / "dev", classes=tuple(f"n{i:02d}" for i in range(12)), per_class=20)
+    with tarfile.open(tmp_path / "dev.tar", "w") as tar:
+        tar.add(tmp_path / "dev", arcname="dev")
+    for attempt in range(3):
+        cache = tmp_path / f"cache{attempt}"
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", EXTRACT, str(tmp_path / "dev.tar"), str(cache)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=300) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        assert outputs[0][0] == outputs[1][0]
+        assert not list((cache / "data").glob("*.partial"))

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backfill_lib.pipeline import artefacts as artefacts_module
 from backfill_lib.pipeline.config import default_config
 from backfill_lib.pipeline.experiment import Experiment
 from backfill_lib.pipeline.reproduce import setting_config
@@ -61,3 +62,25 @@ def test_the_cache_keys_of_the_default_digits_models_do_not_move(tmp_path):
     artefacts = Experiment(default_config("digits"), cache_dir=tmp_path).artefacts
     assert artefacts.checkpoint_path("old").name == "old-8e3238ca7079687c.pt"
     assert artefacts.checkpoint_path("new").name == "new-6d02dc8db7b9b357.pt"
+
+
+def test_a_model_another_process_trained_meanwhile_is_reported_loaded(
+    tmp_path, capsys, monkeypatch
+):
+    """Two runs on one cache: the second waits on the checkpoint's lock while the first
+    trains, then loads it, and says so (it used to say "trained": it looked before waiting)."""
+    config = default_config("digits", methods=())
+    config = replace(config, old=replace(config.old, epochs=1))
+    first, second = (Experiment(config, cache_dir=tmp_path).artefacts for _ in range(2))
+    real = artefacts_module.train_or_load
+
+    def while_waiting(*args, **kwargs):
+        monkeypatch.setattr(artefacts_module, "train_or_load", real)
+        first.model("old")  # the other process trains it meanwhile
+        capsys.readouterr()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(artefacts_module, "train_or_load", while_waiting)
+    second.model("old")
+    out = capsys.readouterr().out
+    assert "old: loaded from" in out and "trained" not in out

@@ -136,6 +136,10 @@ def test_bad_input_is_a_clear_error():
             BackfillIndex(OLD.numpy(), new_dim)
     with pytest.raises(ValueError, match="ids must be integers, got dtype float64"):
         BackfillIndex(OLD.numpy(), D_NEW, ids=np.arange(N) + 0.5)
+    with pytest.raises(ValueError, match="ids must be non-negative int64 .* -1"):
+        BackfillIndex(OLD.numpy(), D_NEW, ids=np.arange(N) - 1)
+    with pytest.raises(ValueError, match="ids must be non-negative"):
+        index.backfill(np.array([-1]), NEW.numpy()[:1])
     with pytest.raises(ValueError, match="unit vectors"):
         BackfillIndex(3 * OLD.numpy(), D_NEW)
 
@@ -185,6 +189,9 @@ def test_an_old_new_corrupt_or_inconsistent_file_is_refused_by_name(tmp_path):
         (drop_arrays, "mask has another length"),
         (duplicate_an_id, "ids are not unique"),
         (forget_a_backfill, "the old part holds 300, not 301; the new part holds 100, not 99"),
+        (lambda meta, arrays: meta.update(format="1"), "its format field '1' is not an integer"),
+        (lambda meta, arrays: meta.pop("old_dim"), "lacks or mistypes old_dim"),
+        (lambda meta, arrays: meta.update(factory=3, old_removes="yes"), "factory, old_removes"),
     ]
     for change, message in cases:
         crafted = _rewrite(path, tmp_path, change)
@@ -225,3 +232,13 @@ def test_search_parameters_reach_both_parts():
     np.testing.assert_array_equal(index.search(QUERIES.numpy(), k=10).ids, exact.numpy())
     with pytest.raises(ValueError, match="no search parameter 'efSearch'"):
         index.set_search_parameters(efSearch=64)
+
+
+def test_an_id_that_faiss_would_take_for_no_result_is_refused():
+    """faiss pads missing results with id -1: a gallery item with id -1 would vanish from
+    its own exact match. Negative ids are refused when the index is built."""
+    with pytest.raises(ValueError, match="non-negative"):
+        BackfillIndex(OLD.numpy()[:3], D_NEW, ids=np.array([-1, 0, 1]))
+    index = BackfillIndex(OLD.numpy()[:3], D_NEW, ids=np.array([7, 0, 1]))
+    result = index.search(NEW.numpy()[:1], 3, old_query=OLD.numpy()[:1])
+    assert result.ids[0, 0] == 7  # the exact match, first

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from backfill_lib.serving.index import BackfillIndex
-from backfill_lib.serving.job import run_backfill_job
+from backfill_lib.serving.job import job_record, run_backfill_job
 
 ITEMS, BATCH = 240, 16
 
@@ -128,3 +128,31 @@ def test_a_resume_with_another_batch_size_or_order_is_refused(tmp_path):
         run_backfill_job(path, order, embed, lambda: BackfillIndex(old, 4), batch_size=4)
     with pytest.raises(ValueError, match="another order_sha256"):
         run_backfill_job(path, order[::-1], embed, lambda: BackfillIndex(old, 4), batch_size=8)
+
+
+def test_a_first_run_that_failed_before_saving_binds_nothing(tmp_path):
+    """A first run that fails before its index is saved leaves a record; a retry with
+    another batch size is still a first run (nothing of the old one was kept)."""
+    rng = np.random.default_rng(2)
+    old = rng.standard_normal((20, 4)).astype(np.float32)
+    old /= np.linalg.norm(old, axis=1, keepdims=True)
+    order, path = rng.permutation(20), tmp_path / "index.npz"
+
+    def broken() -> BackfillIndex:
+        raise ValueError("the old embeddings could not be read")
+
+    with pytest.raises(ValueError, match="could not be read"):
+        run_backfill_job(path, order, lambda ids: old[ids], broken, batch_size=8)
+    assert job_record(path)["batch_size"] == 8 and not path.exists()
+    report = run_backfill_job(
+        path, order, lambda ids: old[ids], lambda: BackfillIndex(old, 4), batch_size=4
+    )
+    assert report.done == 20 and job_record(path)["batch_size"] == 4
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"], ids=["not JSON", "a list"])
+def test_a_damaged_job_record_is_named_with_the_fix(tmp_path, content):
+    path = tmp_path / "index.npz"
+    (tmp_path / "index.npz.job.json").write_text(content)
+    with pytest.raises(ValueError, match=r"index.npz.job.json .*delete it"):
+        job_record(path)

@@ -34,10 +34,10 @@ ds = load_dataset("digits")
 (ready / str(os.getpid())).touch()
 while len(list(ready.iterdir())) < 2:  # start both at once
     time.sleep(0.05)
-model, _, _ = checkpoints.train_or_load(
+model = checkpoints.train_or_load(
     "old", {"k": "concurrent"}, *fresh_model(ds), ds.train_images[:512], ds.train_labels[:512],
     replace(SMALL_CNN, epochs=2), cache,
-)
+).model
 print(sum(float(t.double().sum()) for t in model.state_dict().values()))
 """
 
@@ -67,19 +67,23 @@ def test_two_processes_on_one_cache_train_a_model_once(tmp_path):
 
 
 def test_checkpoints_are_cached_by_config(digits, tmp_path, monkeypatch):
-    args = (*fresh_model(digits), digits.train_images, digits.train_labels)
+    data = (digits.train_images, digits.train_labels)
     cfg = replace(SMALL_CNN, epochs=1)
-    first, _, _ = train_or_load("old", {"k": 1}, *args, cfg, tmp_path)
+    first = train_or_load("old", {"k": 1}, *fresh_model(digits), *data, cfg, tmp_path)
+    assert first.trained_here
 
     def no_training(*a, **k):
         raise AssertionError("a cached configuration was retrained")
 
     monkeypatch.setattr("backfill_lib.training.checkpoints.fit", no_training)
-    again, _, _ = train_or_load("old", {"k": 1}, *args, cfg, tmp_path)
-    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+    again = train_or_load("old", {"k": 1}, *fresh_model(digits), *data, cfg, tmp_path)
+    assert not again.trained_here and again.history == first.history
+    for a, b in zip(
+        first.model.state_dict().values(), again.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)
-    with pytest.raises(AssertionError, match="retrained"):
-        train_or_load("old", {"k": 2}, *args, cfg, tmp_path)  # another config trains
+    with pytest.raises(AssertionError, match="retrained"):  # another config trains
+        train_or_load("old", {"k": 2}, *fresh_model(digits), *data, cfg, tmp_path)
 
 
 def test_checkpoints_record_how_they_were_computed(digits, tmp_path, other_thread_count):

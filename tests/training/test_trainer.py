@@ -18,7 +18,7 @@ from tests.conftest import SMALL_CNN, colour_blobs, fresh_model
 
 
 def test_a_short_training_run_learns(digits, tmp_path):
-    model, _, history = train_or_load(
+    model, _, history, _ = train_or_load(
         "new",
         {"test": "learns"},
         *fresh_model(digits),
