@@ -36,6 +36,13 @@ from ..core.metrics import (
     update_gain,
 )
 from ..core.orders import ORDERS, make_order, softmax_entropy
+from ..core.statistics import (
+    RESAMPLES,
+    Bootstrap,
+    paired_bootstrap,
+    per_query_mean,
+    trapezoid_auc,
+)
 from ..core.transformation import Transformation
 from ..data.splits import ExperimentData
 from ..methods.registry import GalleryEmbeddings, get_method, method_names, trained_models
@@ -171,13 +178,42 @@ class Experiment:
         return evaluated
 
     def report(self, curves: dict[str, dict[str, tuple[TwoPartEmbeddings, Curve]]]) -> Report:
-        """Stage 6: the ``results.json`` of every order and the compatibility matrix."""
-        results = [self.summarise(order, evaluated) for order, evaluated in curves.items()]
+        """Stage 6: the ``results.json`` of every order, with paired bootstrap intervals
+        (METHOD.md section 5b; the orders after the first compared with it), and the
+        compatibility matrix."""
+        bootstraps = {order: self.bootstrap(evaluated) for order, evaluated in curves.items()}
+        first = next(iter(curves))
+        results = [
+            self.summarise(order, evaluated, bootstraps[order], (first, bootstraps[first]))
+            for order, evaluated in curves.items()
+        ]
         return Report(results, self.compatibility())
 
-    def summarise(self, order: str, evaluated: dict[str, tuple[TwoPartEmbeddings, Curve]]) -> dict:
+    def bootstrap(self, evaluated: dict[str, tuple[TwoPartEmbeddings, Curve]]) -> Bootstrap:
+        """Paired resamples of the queries (seeded by ``order_seed``, so every order of one
+        experiment draws the same ones) of each method's per-query AUC-mAP, AUC-top1 and
+        final AP, keyed ``"<method>|<metric>"``."""
+        per_query = {}
+        for method, (_, curve) in evaluated.items():
+            counted = ~np.isnan(curve.query_ap[0])  # (Q,) queries with a relevant item
+            top1 = np.where(counted, curve.top1_hits, np.nan)  # (S + 1, Q)
+            per_query[f"{method}|auc_mAP"] = per_query_mean(curve.query_ap)
+            per_query[f"{method}|auc_top1"] = per_query_mean(top1)
+            per_query[f"{method}|final_mAP"] = curve.query_ap[-1]
+        return paired_bootstrap(per_query, seed=self.config.order_seed)
+
+    def summarise(
+        self,
+        order: str,
+        evaluated: dict[str, tuple[TwoPartEmbeddings, Curve]],
+        bootstrap: Bootstrap | None = None,
+        against: tuple[str, Bootstrap] | None = None,
+    ) -> dict:
         """The ``results.json`` dictionary of one order from its evaluated curves: every
-        metric of METHOD.md section 5 per method, the models, the configuration."""
+        metric of METHOD.md section 5 per method, the models, the configuration. With a
+        ``bootstrap`` (:meth:`bootstrap`), each method's intervals and those of the
+        difference of every two methods (``differences``); with ``against``, another order
+        and its bootstrap, each method's difference from it (``vs_<order>``)."""
         curves = {method: curve for method, (_, curve) in evaluated.items()}
         old_old = float(curves["old/old"].mAP[0])
         new_new = float(curves["new/new"].mAP[0])
@@ -194,8 +230,10 @@ class Experiment:
                 "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
                 "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
                 "query_forward_passes": evaluated[m][0].forward_passes,
+                "auc_mAP_trapezoid": trapezoid_auc(c.mAP),
+                "auc_top1_trapezoid": trapezoid_auc(c.top1),
             }
-        return {
+        results = {
             "dataset": self.data.dataset.name,
             "setting": self.config.setting,
             "order": order,
@@ -205,6 +243,11 @@ class Experiment:
             "models": self.model_summary(trained_models(tuple(curves))),
             "config": asdict(self.config),
         }
+        if bootstrap is not None:
+            for m in curves:  # each method's own intervals beside its numbers
+                methods[m] |= {f"{k}_interval": v for k, v in _interval_of(bootstrap, m).items()}
+            results |= _comparisons(list(curves), bootstrap, order, against)
+        return results
 
     def _curve(self, parts: TwoPartEmbeddings, order: np.ndarray) -> Curve:
         """``evaluate_curve`` of a merge rule on the test set along ``order`` (cached)."""
@@ -359,6 +402,43 @@ class Experiment:
                 "one-space", (q, g, labels), lambda: one_space_curve(q, g, labels)
             )
         return self._one_space_curves[pair]
+
+
+INTERVAL_METRICS = ("auc_mAP", "auc_top1", "final_mAP")
+
+
+def _interval_of(
+    bootstrap: Bootstrap, a: str, b: str | None = None, b_from: Bootstrap | None = None
+) -> dict[str, list[float]]:
+    """``{metric: [low, high]}`` of method ``a``, or of ``a - b`` (``b`` from ``b_from``)."""
+    return {
+        metric: list(bootstrap.interval(f"{a}|{metric}", b and f"{b}|{metric}", b_from))
+        for metric in INTERVAL_METRICS
+    }
+
+
+def _comparisons(
+    methods: list[str], bootstrap: Bootstrap, order: str, against: tuple[str, Bootstrap] | None
+) -> dict:
+    """``results.json``'s comparisons: ``intervals`` (how they were drawn), ``differences``
+    (``"A - B"`` for every method A listed after B) and, against another order,
+    ``vs_<order>`` (each method in this order minus the same method in that one)."""
+    out: dict = {
+        "intervals": {
+            "method": "paired percentile bootstrap over queries",
+            "resamples": RESAMPLES,
+            "level": bootstrap.level,
+        },
+        "differences": {
+            f"{a} - {b}": _interval_of(bootstrap, a, b)
+            for i, a in enumerate(methods)
+            for b in methods[:i]
+        },
+    }
+    if against is not None and against[0] != order:
+        other_order, other = against
+        out[f"vs_{other_order}"] = {m: _interval_of(bootstrap, m, m, other) for m in methods}
+    return out
 
 
 DATASET_ENV, PROFILE_ENV = "BACKFILL_DATASET", "BACKFILL_PROFILE"

@@ -14,9 +14,11 @@ On the CPU profile for 32x32 datasets the three further settings run the methods
 compatible training (``old/old new/new new/old drm rt rt+mc``); digits and the GPU profile
 run every method everywhere. Each setting writes ``<out>/<setting>/`` (the demo's files, from
 the first seed); its section of ``<out>/results.md`` (the mean and spread over seeds and the
-claims on each seed, with the command that made it) is kept in ``<out>/sections.json`` and its
-spread in ``<out>/summary.json``, so a setting rerun with more seeds replaces its own section
-and keeps the others'.
+claims on each seed, with the command that made it) is kept in ``<out>/sections.json``, its
+spread in ``<out>/summary.json`` and its claims' verdicts (holds, fails or tie: METHOD.md
+section 5b) in ``<out>/verdicts.json``, so a setting rerun with more seeds replaces its own
+section and keeps the others'. Seed ``s`` seeds the models (2s, 2s + 1), the data split and
+the backfill order.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from ..core.statistics import combine, verdict
 from ..methods.registry import method_names
 from ..reporting.outputs import write_outputs
 from ..reporting.tables import markdown_table, models_markdown
@@ -57,7 +60,8 @@ HETEROGENEOUS = {
 def setting_config(
     dataset: str, profile: str, name: str, seed: int = 0, epochs: int | None = None
 ) -> ExperimentConfig:
-    """The configuration of one named setting and seed (old seed 2s, new seed 2s+1)."""
+    """The configuration of one named setting and seed ``s``: old model seed 2s, new 2s+1,
+    the data split's seed (extended-data's half, the validation holdout) and the order's s."""
     if name not in SETTING_NAMES:
         raise ValueError(f"unknown setting {name!r}; choose from {', '.join(SETTING_NAMES)}")
     base = default_config(dataset, profile)
@@ -74,6 +78,7 @@ def setting_config(
         new=new,
         methods=method_names("reference", "baseline", "online") if cheap else method_names(),
         order_seed=seed,
+        split_seed=seed,
     )
 
 
@@ -85,67 +90,104 @@ def default_out(dataset: str) -> Path:
 
 @dataclass
 class Claim:
-    """One claim of the issue, checked on one setting's results."""
+    """One claim of the issue, judged on one setting's results: ``verdict`` is ``holds``,
+    ``fails`` or ``tie`` (METHOD.md section 5b)."""
 
     text: str
-    holds: bool
+    verdict: str
     evidence: str
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict == "holds"
+
+
+def _difference(results: dict, a: str, b: str, metric: str = "auc_mAP") -> tuple[float, float]:
+    """The interval of ``a - b`` in one order's results (``differences`` lists each pair
+    once, the later method first)."""
+    differences = results["differences"]
+    if f"{a} - {b}" in differences:
+        low, high = differences[f"{a} - {b}"][metric]
+        return low, high
+    low, high = differences[f"{b} - {a}"][metric]
+    return -high, -low
+
+
+def _points(interval: tuple[float, float]) -> str:
+    """An interval of a difference in mAP points: ``[+0.3, +1.2]``."""
+    return f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
 
 
 def check_claims(results: dict[str, dict]) -> list[Claim]:
-    """Claims (a)-(e) on ``{order: results}`` of one setting (random and uncertainty)."""
+    """Claims (a)-(e) on ``{order: results}`` of one setting (random and uncertainty), each
+    judged by the paired bootstrap interval of the difference behind it
+    (:func:`~backfill_lib.core.statistics.verdict`). A claim of several parts (both orders,
+    every compatible method) holds when every part holds, fails when every part fails, and
+    is a tie otherwise; an exact equality it states (no regret at t = 1) must hold too."""
     rnd = results["random"]["methods"]
     old_old, new_new = rnd["old/old"]["mAP"][0], rnd["new/new"]["mAP"][0]
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     claims = []
     drm = rnd["drm"]["mAP"]
+    rises = _difference(results["random"], "drm", "old/old")
     claims.append(
         Claim(
             "(a) drm rises from old/old to new/new",
-            drm[0] == old_old and drm[-1] == new_new and rnd["drm"]["auc_mAP"] > old_old,
+            verdict(rises) if drm[0] == old_old and drm[-1] == new_new else "fails",
             f"drm mAP {pct(drm[0])} -> {pct(drm[-1])} (old/old {pct(old_old)}, new/new "
-            f"{pct(new_new)}), AUC {pct(rnd['drm']['auc_mAP'])}",
+            f"{pct(new_new)}), AUC {pct(rnd['drm']['auc_mAP'])}, above old/old by "
+            f"{_points(rises)}",
         )
     )
     for label, better, worse in (
         ("(b) rt beats drm in AUC", "rt", "drm"),
         ("(c) rt+mc beats rt", "rt+mc", "rt"),
     ):
+        intervals = {o: _difference(results[o], better, worse) for o in results}
         parts = [
             f"{o}: {pct(results[o]['methods'][better]['auc_mAP'])} vs "
-            f"{pct(results[o]['methods'][worse]['auc_mAP'])}"
-            for o in results
+            f"{pct(results[o]['methods'][worse]['auc_mAP'])}, difference {_points(iv)}"
+            for o, iv in intervals.items()
         ]
-        holds = all(
-            results[o]["methods"][better]["auc_mAP"] > results[o]["methods"][worse]["auc_mAP"]
-            for o in results
+        claims.append(
+            Claim(
+                label,
+                combine([verdict(iv) for iv in intervals.values()]),
+                "AUC-mAP " + "; ".join(parts),
+            )
         )
-        claims.append(Claim(label, holds, "AUC-mAP " + "; ".join(parts)))
     compatible = [m for m in method_names("compatible") if m in rnd]
-    below = {m: rnd[m]["final_mAP"] < new_new for m in compatible}
+    below = {m: _difference(results["random"], "new/new", m, "final_mAP") for m in compatible}
+    exact = rnd["rt+mc"]["final_mAP"] == new_new
     claims.append(
         Claim(
             "(d) rt+mc ends at new/new; the compatible methods end below it"
             if compatible
             else "(d) rt+mc ends at new/new (no compatible method in this setting)",
-            rnd["rt+mc"]["final_mAP"] == new_new and all(below.values()),
+            "fails" if not exact else combine([verdict(iv) for iv in below.values()] or ["holds"]),
             f"rt+mc final {pct(rnd['rt+mc']['final_mAP'])} = new/new {pct(new_new)}; "
             + (
-                ", ".join(f"{m} {pct(rnd[m]['final_mAP'])}" for m in compatible)
+                ", ".join(
+                    f"{m} {pct(rnd[m]['final_mAP'])} (new/new above by {_points(iv)})"
+                    for m, iv in below.items()
+                )
                 or "no compatible method run"
             ),
         )
     )
     if "uncertainty" in results:
-        unc = results["uncertainty"]["methods"]
+        unc = results["uncertainty"]
         online = ("drm", "rt", "rt+mc")
+        gains = {m: tuple(unc["vs_random"][m]["auc_mAP"]) for m in online}
         claims.append(
             Claim(
                 "(e) the uncertainty order beats the random order",
-                all(unc[m]["auc_mAP"] > rnd[m]["auc_mAP"] for m in online),
+                combine([verdict((iv[0], iv[1])) for iv in gains.values()]),
                 "AUC-mAP uncertainty vs random: "
                 + ", ".join(
-                    f"{m} {pct(unc[m]['auc_mAP'])} vs {pct(rnd[m]['auc_mAP'])}" for m in online
+                    f"{m} {pct(unc['methods'][m]['auc_mAP'])} vs {pct(rnd[m]['auc_mAP'])} "
+                    f"{_points((gains[m][0], gains[m][1]))}"
+                    for m in online
                 ),
             )
         )
@@ -165,7 +207,8 @@ def reproduce(
 ) -> Path:
     """Run the settings over the seeds, write every output, return ``out/results.md``.
 
-    ``results.md`` and ``summary.json`` are rewritten after every finished setting, listing
+    ``results.md``, ``summary.json`` and ``verdicts.json`` (each claim's verdict per setting,
+    overall and per seed) are rewritten after every finished setting, listing
     the settings still to run, so an interrupted run leaves every finished result readable
     (and the cache lets a rerun of the same command pick up where it stopped). Settings run
     earlier into ``out`` and not named in ``settings`` keep their sections.
@@ -183,6 +226,7 @@ def reproduce(
         command += f" --epochs {epochs}"
     summary = _load_json(out / "summary.json", dict)
     sections = _load_json(out / "sections.json", str)
+    verdicts = _load_json(out / "verdicts.json", list)
     for done, name in enumerate(settings, 1):
         start = time.perf_counter()
         per_seed = []
@@ -196,9 +240,15 @@ def reproduce(
         summary[name] = spread_over_seeds(per_seed)
         made_by = f"{command} --settings {name} --seeds {' '.join(map(str, seeds))}"
         sections[name] = _section(name, config, per_seed, summary[name], seeds, made_by, minutes)
+        verdicts[name] = [
+            {key: claim[key] for key in ("text", "verdict", "seeds")}
+            for claim in claims_over_seeds(per_seed, seeds)
+        ]
         summary, sections = _in_setting_order(summary), _in_setting_order(sections)
+        verdicts = _in_setting_order(verdicts)
         save_json(summary, out / "summary.json")
         save_json(sections, out / "sections.json")
+        save_json(verdicts, out / "verdicts.json")
         pending = settings[done:]
         note = f"**Still to run:** {', '.join(pending)} (rerun the command).\n\n" if pending else ""
         text = (
@@ -306,25 +356,45 @@ def _section(
             + ".",
             "",
         ]
-    lines += ["### Claims", ""]
+    lines += [
+        "### Claims",
+        "",
+        "Each judged by the paired bootstrap interval (95%, over queries) of the difference "
+        "behind it, in mAP points: **holds** when it lies above 0 on every seed, **fails** "
+        "when below on every seed, **tie** otherwise (METHOD.md section 5b).",
+        "",
+    ]
+    for claim in claims_over_seeds(per_seed, seeds):
+        lines.append(f"- {_verdict_words(claim, seeds)}: {claim['text']}. {claim['evidence']}.")
+    return "\n".join(lines) + "\n"
+
+
+def claims_over_seeds(per_seed: list[dict[str, dict]], seeds: tuple[int, ...]) -> list[dict]:
+    """Each claim of :func:`check_claims` over the seeds: ``{"text", "verdict", "seeds":
+    {seed: verdict}, "evidence"}``, the verdict combined as METHOD.md section 5b says (holds
+    on every seed, fails on every seed, or a tie)."""
+    over_seeds = []
     for verdicts in zip(*(check_claims(results) for results in per_seed), strict=True):
-        held = [s for s, claim in zip(seeds, verdicts, strict=True) if claim.holds]
         evidence = "; ".join(
             (f"seed {s}: " if len(seeds) > 1 else "") + claim.evidence
             for s, claim in zip(seeds, verdicts, strict=True)
         )
-        lines.append(f"- {_verdict(held, seeds)}: {verdicts[0].text}. {evidence}.")
-    return "\n".join(lines) + "\n"
-
-
-def _verdict(held: list[int], seeds: tuple[int, ...]) -> str:
-    """A claim's verdict over the seeds: it holds on all, on none, or on the seeds ``held``."""
-    if len(held) == len(seeds):
-        return "holds" if len(seeds) == 1 else f"holds on all {len(seeds)} seeds"
-    if not held:
-        return (
-            "does NOT hold"
-            if len(seeds) == 1
-            else f"does NOT hold on any of the {len(seeds)} seeds"
+        over_seeds.append(
+            {
+                "text": verdicts[0].text,
+                "verdict": combine([claim.verdict for claim in verdicts]),
+                "seeds": {str(s): c.verdict for s, c in zip(seeds, verdicts, strict=True)},
+                "evidence": evidence,
+            }
         )
-    return f"holds on seed {', '.join(map(str, held))} only (of {list(seeds)})"
+    return over_seeds
+
+
+def _verdict_words(claim: dict, seeds: tuple[int, ...]) -> str:
+    """``**holds**``, ``**holds** on all 3 seeds``, ``**tie** (seed 0 holds, seed 1 tie)``."""
+    words = f"**{claim['verdict']}**"
+    if len(seeds) == 1:
+        return words
+    if claim["verdict"] != "tie":
+        return f"{words} on all {len(seeds)} seeds"
+    return f"{words} ({', '.join(f'seed {s} {v}' for s, v in claim['seeds'].items())})"

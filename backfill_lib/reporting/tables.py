@@ -25,6 +25,8 @@ COLUMNS = (
     ("mAP@t=0", "{:.1f}"),
     ("final mAP", "{:.1f}"),
     ("AUC-mAP", "{:.1f}"),
+    ("95% interval", "[{:.1f}, {:.1f}]"),
+    ("trapezoid", "{:.1f}"),
     ("AUC-top1", "{:.1f}"),
     ("rel. gain %", "{:.1f}"),
     ("NFR %", "{:.2f}"),
@@ -33,14 +35,18 @@ COLUMNS = (
 
 
 def table_rows(results: dict) -> list[list[str]]:
-    """One row of formatted cells per method (metrics in %)."""
+    """One row of formatted cells per method (metrics in %; a cell the results do not hold,
+    such as an interval of results made before intervals were drawn, is "-")."""
     rows = []
     for name, m in results["methods"].items():
+        interval = m.get("auc_mAP_interval")
         values = (
             name,
             100 * m["mAP"][0],
             100 * m["final_mAP"],
             100 * m["auc_mAP"],
+            None if interval is None else [100 * v for v in interval],
+            None if "auc_mAP_trapezoid" not in m else 100 * m["auc_mAP_trapezoid"],
             100 * m["auc_top1"],
             m["relative_gain"],
             100 * m["negative_flip_rate"],
@@ -51,8 +57,12 @@ def table_rows(results: dict) -> list[list[str]]:
 
 
 def _number(fmt: str, value: object) -> str:
-    """``fmt.format(value)``, except that a number that rounds to zero is printed as zero
-    (``0.0`` or ``+0.0``, never ``-0.0``)."""
+    """``fmt.format(value)`` (``*value`` for a list), except that a number that rounds to
+    zero is printed as zero (``0.0`` or ``+0.0``, never ``-0.0``); ``-`` for ``None``."""
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return fmt.format(*(float(_number("{:.1f}", v)) for v in value))
     text = fmt.format(value)
     return fmt.format(0.0) if isinstance(value, float) and float(text) == 0 else text
 
@@ -62,6 +72,10 @@ COLUMN_MEANINGS = {
     "final mAP": "mAP once the whole gallery is backfilled (t = 1)",
     "AUC-mAP": "area under the mAP curve over t in [0, 1]: the quality users get, on average, "
     "during the whole backfill",
+    "95% interval": "of AUC-mAP: a paired bootstrap over the queries (1,000 resamples); two "
+    "methods whose difference's interval holds 0 are a tie (results.json, `differences`)",
+    "trapezoid": "AUC-mAP by the trapezoid rule (the curve's two ends weigh half), beside the "
+    "mean of its points",
     "AUC-top1": "the same for top-1 accuracy (is the first result relevant?)",
     "rel. gain %": "(AUC-mAP - old/old) / (new/new - old/old): 0 is no better than not "
     "backfilling, 100 is the new model's quality from the first day; below 0, worse than the "

@@ -74,6 +74,29 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         assert name in demo["files"]
 
 
+def test_every_auc_has_its_interval_and_every_two_methods_their_difference(demo):
+    """METHOD.md section 5b: a paired bootstrap over queries for each method's AUCs and final
+    mAP, for the difference of every two methods, and (uncertainty order) for each method's
+    difference from the random order; the trapezoid AUC beside the mean of the points."""
+    random, uncertainty = demo["random"], demo["uncertainty"]
+    assert random["intervals"]["resamples"] == 1000 and random["intervals"]["level"] == 0.95
+    for name, m in random["methods"].items():
+        for metric in ("auc_mAP", "auc_top1", "final_mAP"):
+            low, high = m[f"{metric}_interval"]
+            assert low <= m[metric] <= high, (name, metric)
+        assert abs(m["auc_mAP_trapezoid"] - m["auc_mAP"]) < 0.05
+    names = list(random["methods"])
+    assert len(random["differences"]) == len(names) * (len(names) - 1) // 2
+    low, high = random["differences"]["rt+mc - drm"]["auc_mAP"]
+    point = random["methods"]["rt+mc"]["auc_mAP"] - random["methods"]["drm"]["auc_mAP"]
+    assert low <= point <= high
+    assert random["differences"]["drm - new/new"]["final_mAP"] == [0.0, 0.0]  # no regret, exactly
+    low, high = uncertainty["vs_random"]["drm"]["auc_mAP"]
+    point = uncertainty["methods"]["drm"]["auc_mAP"] - random["methods"]["drm"]["auc_mAP"]
+    assert low <= point <= high and "vs_random" not in random
+    assert uncertainty["vs_random"]["old/old"]["auc_mAP"] == [0.0, 0.0]  # order-free
+
+
 def test_results_record_every_model_and_its_test_accuracy(demo):
     models = demo["random"]["models"]
     assert list(models) == ["old", "new", "bct", "advbct", "ract", "l2"]

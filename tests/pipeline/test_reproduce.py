@@ -28,7 +28,9 @@ def test_setting_configs():
         setting_config("digits", "cpu", "sideways")
 
 
-def fake(order, drm, rt, rtmc, bct_final=0.5):
+def fake(order, drm, rt, rtmc, bct_final=0.5, half_width=0.01):
+    """One order's results with ``differences`` whose intervals are the point difference
+    +- ``half_width`` (what the bootstrap would give on a very stable experiment)."""
     curve = lambda a, b: {"mAP": [a, b], "auc_mAP": (a + b) / 2, "final_mAP": b}  # noqa: E731
     methods = {
         "old/old": curve(0.3, 0.3),
@@ -39,23 +41,64 @@ def fake(order, drm, rt, rtmc, bct_final=0.5):
         "bct": curve(0.32, bct_final),
     }
     methods["drm"]["auc_mAP"], methods["rt"]["auc_mAP"], methods["rt+mc"]["auc_mAP"] = drm, rt, rtmc
-    return {"order": order, "methods": methods}
-
-
-def test_claims_report_what_holds_and_what_does_not():
-    results = {
-        "random": fake("random", 0.40, 0.45, 0.5),
-        "uncertainty": fake("uncertainty", 0.42, 0.47, 0.52),
+    names = list(methods)
+    differences = {
+        f"{a} - {b}": {
+            metric: [d - half_width, d + half_width]
+            for metric in ("auc_mAP", "final_mAP")
+            for d in [methods[a][metric] - methods[b][metric]]
+        }
+        for i, a in enumerate(names)
+        for b in names[:i]
     }
-    assert all(c.holds for c in check_claims(results))
-    results["uncertainty"] = fake("uncertainty", 0.42, 0.41, 0.52, bct_final=0.7)
-    verdicts = {c.text[:3]: c.holds for c in check_claims(results)}
-    assert verdicts == {"(a)": True, "(b)": False, "(c)": True, "(d)": True, "(e)": False}
-    results["random"] = fake("random", 0.40, 0.45, 0.5, bct_final=0.7)
-    assert not {c.text[:3]: c.holds for c in check_claims(results)}["(d)"]
+    return {"order": order, "methods": methods, "differences": differences}
+
+
+def orders(random, uncertainty, half_width=0.01):
+    """``{order: results}`` with the uncertainty order's ``vs_random`` intervals."""
+    uncertainty["vs_random"] = {
+        m: {"auc_mAP": [d - half_width, d + half_width]}
+        for m in uncertainty["methods"]
+        for d in [uncertainty["methods"][m]["auc_mAP"] - random["methods"][m]["auc_mAP"]]
+    }
+    return {"random": random, "uncertainty": uncertainty}
+
+
+def test_claims_report_what_holds_what_fails_and_what_is_a_tie():
+    results = orders(fake("random", 0.40, 0.45, 0.5), fake("uncertainty", 0.42, 0.47, 0.52))
+    assert [c.verdict for c in check_claims(results)] == ["holds"] * 5
+    results = orders(
+        fake("random", 0.40, 0.45, 0.5), fake("uncertainty", 0.42, 0.41, 0.52, bct_final=0.7)
+    )
+    verdicts = {c.text[:3]: c.verdict for c in check_claims(results)}
+    # (b): rt beats drm in the random order, loses in the uncertainty one: the orders disagree;
+    # (e): uncertainty beats random for drm and rt+mc, not for rt (0.41 < 0.45)
+    assert verdicts == {"(a)": "holds", "(b)": "tie", "(c)": "holds", "(d)": "holds", "(e)": "tie"}
+    results = orders(
+        fake("random", 0.40, 0.35, 0.5, bct_final=0.7), fake("uncertainty", 0.42, 0.37, 0.52)
+    )
+    verdicts = {c.text[:3]: c.verdict for c in check_claims(results)}
+    assert verdicts["(b)"] == "fails" and verdicts["(d)"] == "fails"  # below 0 in every part
     del results["random"]["methods"]["bct"]  # the CPU profile's further settings
     (d,) = [c for c in check_claims(results) if c.text.startswith("(d)")]
     assert d.holds and "no compatible method" in d.text
+
+
+def test_a_difference_smaller_than_its_interval_is_a_tie_not_a_win():
+    """rt ahead of drm by 0.1 point, with intervals 0.5 wide: a tie, in both orders; the same
+    lead with intervals 0.04 wide holds."""
+    wide = orders(
+        fake("random", 0.400, 0.401, 0.5, half_width=0.005),
+        fake("uncertainty", 0.42, 0.421, 0.52, half_width=0.005),
+        half_width=0.005,
+    )
+    assert {c.text[:3]: c.verdict for c in check_claims(wide)}["(b)"] == "tie"
+    narrow = orders(
+        fake("random", 0.400, 0.401, 0.5, half_width=0.0002),
+        fake("uncertainty", 0.42, 0.421, 0.52, half_width=0.0002),
+        half_width=0.0002,
+    )
+    assert {c.text[:3]: c.verdict for c in check_claims(narrow)}["(b)"] == "holds"
 
 
 def test_spread_is_the_mean_and_sample_sd_over_seeds():

@@ -36,4 +36,8 @@ def test_table_cells_that_round_to_zero_have_no_minus_sign():
         "query_forward_passes": 1,
     }
     (row,) = table_rows({"methods": {"old/old": method}})
-    assert row[5:7] == ["0.0", "0.00"] and not any(cell.startswith("-0.0") for cell in row)
+    assert row[4:6] == ["-", "-"]  # results from before intervals: no interval, no trapezoid
+    assert row[7:9] == ["0.0", "0.00"] and not any(cell.startswith("-0.0") for cell in row)
+    method |= {"auc_mAP_interval": [-0.0001, 0.5567], "auc_mAP_trapezoid": 0.54}
+    (row,) = table_rows({"methods": {"old/old": method}})
+    assert row[3:6] == ["55.0", "[0.0, 55.7]", "54.0"]
