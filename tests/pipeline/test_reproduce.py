@@ -180,10 +180,14 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     claims = [line for line in text.splitlines() if line.startswith("- ") and "(a)" in line]
     assert len(claims) == 2 and all("seed 0: " in c and "; seed 1: " in c for c in claims)
     assert all(
-        c.split(":")[0] in ("- holds on all 2 seeds", "- does NOT hold on any of the 2 seeds")
-        or " only (of [0, 1])" in c
+        c.split(":")[0] in ("- **holds** on all 2 seeds", "- **fails** on all 2 seeds")
+        or c.startswith("- **tie** (seed 0 ")
         for c in claims
     )
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert list(verdicts) == ["extended-class", "open-class"]
+    (a,) = [c for c in verdicts["extended-class"] if c["text"].startswith("(a)")]
+    assert a["verdict"] in ("holds", "fails", "tie") and set(a["seeds"]) == {"0", "1"}
     # a setting rerun on its own replaces its section and keeps the other's
     assert main([*args[:5], "--seeds", "1", "--settings", "open-class", *args[11:]]) == 0
     text = (out / "results.md").read_text()
