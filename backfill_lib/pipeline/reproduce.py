@@ -102,14 +102,19 @@ class Claim:
         return self.verdict == "holds"
 
 
+def _interval(values: list[float]) -> tuple[float, float]:
+    """A ``[low, high]`` read from ``results.json``."""
+    low, high = values
+    return low, high
+
+
 def _difference(results: dict, a: str, b: str, metric: str = "auc_mAP") -> tuple[float, float]:
     """The interval of ``a - b`` in one order's results (``differences`` lists each pair
     once, the later method first)."""
     differences = results["differences"]
     if f"{a} - {b}" in differences:
-        low, high = differences[f"{a} - {b}"][metric]
-        return low, high
-    low, high = differences[f"{b} - {a}"][metric]
+        return _interval(differences[f"{a} - {b}"][metric])
+    low, high = _interval(differences[f"{b} - {a}"][metric])
     return -high, -low
 
 
@@ -178,15 +183,15 @@ def check_claims(results: dict[str, dict]) -> list[Claim]:
     if "uncertainty" in results:
         unc = results["uncertainty"]
         online = ("drm", "rt", "rt+mc")
-        gains = {m: tuple(unc["vs_random"][m]["auc_mAP"]) for m in online}
+        gains = {m: _interval(unc["vs_random"][m]["auc_mAP"]) for m in online}
         claims.append(
             Claim(
                 "(e) the uncertainty order beats the random order",
-                combine([verdict((iv[0], iv[1])) for iv in gains.values()]),
+                combine([verdict(iv) for iv in gains.values()]),
                 "AUC-mAP uncertainty vs random: "
                 + ", ".join(
                     f"{m} {pct(unc['methods'][m]['auc_mAP'])} vs {pct(rnd[m]['auc_mAP'])} "
-                    f"{_points((gains[m][0], gains[m][1]))}"
+                    f"{_points(gains[m])}"
                     for m in online
                 ),
             )
