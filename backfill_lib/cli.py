@@ -19,7 +19,9 @@ from .methods.registry import method_names
 from .pipeline.config import PROFILES, ExperimentConfig, default_config
 from .pipeline.experiment import Experiment
 from .pipeline.gallery_job import backfill_experiment_gallery
+from .pipeline.options import TunedOptions, load_options
 from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
+from .pipeline.tune import describe, tunable_methods, tune
 from .reporting.outputs import write_outputs
 from .reporting.tables import format_compatibility, format_models, format_table
 from .serving.index import BackfillIndex, check_factory
@@ -32,6 +34,7 @@ __all__ = ["build_parser", "main"]
 
 # Upper bounds where a larger value can only be a mistake (and would fail late, or never end).
 MAX_EPOCHS = 10_000
+MAX_BUDGET = 1_000  # candidates per method; the largest search space has 42
 MAX_SEED = 2**31 - 1  # model seeds are 2s and 2s + 1; an epoch's shuffle is seeded by s * 100,003
 
 
@@ -67,9 +70,12 @@ def _check_writable_folder(path: Path, what: str) -> None:
         )
 
 
-def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser, setting: bool = True, options: bool = True
+) -> None:
     """The data, cache and profile options every subcommand shares (``setting``: and the
-    options of one experiment: its setting and ``--limit-images``)."""
+    options of one experiment: its setting and ``--limit-images``; ``options``: and
+    ``--options FILE``)."""
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -98,6 +104,14 @@ def _add_common(parser: argparse.ArgumentParser, setting: bool = True) -> None:
         type=_at_least(1, MAX_EPOCHS),
         help="override the profile's epochs for every model",
     )
+    if options:
+        parser.add_argument(
+            "--options",
+            type=Path,
+            metavar="FILE",
+            help="the methods' options, chosen on this data by `backfill tune` (default: "
+            "the fallback, said on stderr)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +169,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(run=_reproduce)
     _add_backfill_job(sub)
+    _add_tune(sub)
     return parser
+
+
+def _add_tune(sub: Any) -> None:
+    """The ``tune`` subcommand: every method's options, chosen on the validation split."""
+    tune = sub.add_parser(
+        "tune",
+        help="choose every method's options on the validation split (one rule, one budget "
+        "per method) and write an options file for --options",
+    )
+    _add_common(tune, options=False)
+    tune.add_argument(
+        "--out", default="out/options.json", help="the options file (default %(default)s)"
+    )
+    tune.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(tunable_methods()),
+        choices=tunable_methods(),
+        metavar="METHOD",
+        help=f"any of {' '.join(tunable_methods())} (default: all)",
+    )
+    tune.add_argument(
+        "--budget",
+        type=_at_least(1, MAX_BUDGET),
+        default=8,
+        help="candidates per method, each one training of what the method trains "
+        "(default %(default)s)",
+    )
+    tune.add_argument(
+        "--search-seed", type=_at_least(0, MAX_SEED), default=0, help="seeds the draws"
+    )
+    tune.set_defaults(run=_tune)
 
 
 def _add_backfill_job(sub: Any) -> None:
@@ -181,10 +228,40 @@ def _add_backfill_job(sub: Any) -> None:
     job.set_defaults(run=_backfill_job)
 
 
+def _options(args: argparse.Namespace) -> TunedOptions | None:
+    """The options file of ``--options``, read and checked (a warning when it was tuned on
+    another dataset or profile); ``None`` without one."""
+    if getattr(args, "options", None) is None:
+        return None
+    options = load_options(args.options)
+    if options.dataset != args.dataset or options.profile != args.profile:
+        print(
+            f"backfill: warning: {args.options} was tuned on {options.dataset} "
+            f"({options.profile} profile), not {args.dataset} ({args.profile} profile)",
+            file=sys.stderr,
+        )
+    return options
+
+
+def _say_options(config: ExperimentConfig) -> None:
+    """One line on stderr for a run on options no search chose on this data."""
+    if not config.options.startswith("tuned:") and distributed.is_main():
+        print(
+            f"backfill: options: {config.options.removeprefix('fallback: ')} (untuned: "
+            f"`backfill tune --dataset {config.dataset}` chooses them on this data's "
+            "validation split)",
+            file=sys.stderr,
+        )
+
+
 def _config(args: argparse.Namespace, **fields: Any) -> ExperimentConfig:
     config = default_config(
         args.dataset,
         args.profile,
+        _options(args),
+        data_root=args.data_root,
+        cache_dir=args.cache,
+        download=args.download,
         setting=args.setting,
         limit_images=args.limit_images,
         **fields,
@@ -218,6 +295,7 @@ def _check_job(args: argparse.Namespace, config: ExperimentConfig) -> None:
 def _backfill_job(args: argparse.Namespace, start: float) -> None:
     """``backfill backfill-job``: one run of the resumable job on the experiment's gallery."""
     config = _config(args)
+    _say_options(config)
     _check_job(args, config)
     experiment = Experiment(config, args.data_root, args.cache, args.download)
     report = backfill_experiment_gallery(
@@ -241,6 +319,7 @@ def _demo(args: argparse.Namespace, start: float) -> None:
     out = Path(args.out)
     _check_writable_folder(out, "--out")
     config = _config(args, methods=tuple(args.methods), orders=tuple(args.orders), steps=args.steps)
+    _say_options(config)
     report = Experiment(config, args.data_root, args.cache, args.download).run()
     written = write_outputs(report.results, report.compatibility, out)
     for results in report.results:
@@ -252,7 +331,9 @@ def _demo(args: argparse.Namespace, start: float) -> None:
 
 def _train(args: argparse.Namespace, start: float) -> None:
     """``backfill train``: one model, trained or loaded from the cache."""
-    artefacts = Experiment(_config(args), args.data_root, args.cache, args.download).artefacts
+    config = _config(args)
+    _say_options(config)
+    artefacts = Experiment(config, args.data_root, args.cache, args.download).artefacts
     if args.model in method_names("compatible"):
         artefacts.train_compatible(args.model)
     else:
@@ -268,6 +349,9 @@ def _reproduce(args: argparse.Namespace, start: float) -> None:
     """``backfill reproduce``: every setting over the seeds, and the claims."""
     out = Path(args.out) if args.out else default_out(args.dataset)
     _check_writable_folder(out, "--out")
+    options = _options(args)
+    data = {"data_root": args.data_root, "cache_dir": args.cache, "download": args.download}
+    _say_options(default_config(args.dataset, args.profile, options, **data))
     md = reproduce(
         args.dataset,
         out,
@@ -278,9 +362,32 @@ def _reproduce(args: argparse.Namespace, start: float) -> None:
         args.cache,
         args.download,
         args.epochs,
+        options,
     )
     print(md.read_text())
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+
+
+def _tune(args: argparse.Namespace, start: float) -> None:
+    """``backfill tune``: the options file of every method, chosen on the validation split."""
+    out = Path(args.out)
+    _check_writable_folder(out.parent, "--out")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give the options file, e.g. {out}/options.json")
+    record = tune(
+        _config(args),
+        out,
+        tuple(args.methods),
+        args.budget,
+        args.search_seed,
+        args.data_root,
+        args.cache,
+        args.download,
+        args.profile,
+    )
+    for line in describe(record):
+        print(line)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s; run with --options {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

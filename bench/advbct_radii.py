@@ -18,13 +18,22 @@ from _common import experiment_parser
 from backfill_lib import Experiment
 from backfill_lib.core.embeddings import class_means
 from backfill_lib.methods.advbct import class_radii
+from backfill_lib.pipeline.config import dataset_classes
 from backfill_lib.pipeline.reproduce import setting_config
 
 
 def main() -> None:
     args = experiment_parser(__doc__.splitlines()[0]).parse_args()
     experiment = Experiment(
-        setting_config(args.dataset, "cpu", "extended-class", 0), args.data_root, args.cache
+        setting_config(
+            args.dataset,
+            "cpu",
+            "extended-class",
+            0,
+            classes=dataset_classes(args.dataset, "cpu", args.data_root, args.cache),
+        ),
+        args.data_root,
+        args.cache,
     )
     labels = experiment.data.training_data("new")[1]
     old = experiment.embeddings("old", "train")

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (bf16)")
     args = parser.parse_args()
-    picked = default_config("cifar10").new.precision
+    picked = default_config("cifar10", classes=10).new.precision
     print(
         f"{torch.get_num_threads()} threads, batch {args.batch}, images/s; native bf16: "
         f"{bf16_is_native()}, so the CPU profile trains in {picked}"

@@ -33,7 +33,13 @@ def main() -> None:
         help="BCT variants for classes the old model never saw",
     )
     args = parser.parse_args()
-    base = default_config(args.dataset, validation=True, methods=method_names("compatible"))
+    base = default_config(
+        args.dataset,
+        validation=True,
+        methods=method_names("compatible"),
+        data_root=args.data_root,
+        cache_dir=args.cache,
+    )
     rows = {}
     for unseen in args.bct_unseen:
         losses = {

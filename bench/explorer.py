@@ -31,7 +31,9 @@ def timed(assign) -> float:
 def main() -> None:
     parser = experiment_parser(__doc__.splitlines()[0], cache_help="cache with the trained models")
     args = parser.parse_args()
-    config = default_config(args.dataset, methods=METHODS)
+    config = default_config(
+        args.dataset, methods=METHODS, data_root=args.data_root, cache_dir=args.cache
+    )
     experiment = Experiment(config, args.data_root, cache_dir=args.cache)
     for order in experiment.config.orders:  # the curves are cached; load them before timing
         experiment.results(order)

@@ -55,7 +55,14 @@ def main() -> None:
     parser = experiment_parser(__doc__.split("\n")[0], "imagefolder:../shared/datasets/cifar10")
     parser.add_argument("--latent-dim", type=int, default=32)
     args = parser.parse_args()
-    config = default_config(args.dataset, "cpu", methods=METHODS, orders=("random",))
+    config = default_config(
+        args.dataset,
+        "cpu",
+        methods=METHODS,
+        orders=("random",),
+        data_root=args.data_root,
+        cache_dir=args.cache,
+    )
     experiment = Experiment(config, args.data_root, args.cache)
     old, new = experiment.embeddings("old"), experiment.embeddings("new")
     labels = experiment.data.test_labels

@@ -47,7 +47,13 @@ def parse_change(text: str) -> list[tuple[str, object]]:
 
 def evaluate(label: str, recipe: TrainConfig, args: argparse.Namespace, cache: str) -> float:
     """Train (or load) the new model with ``recipe``; print accuracy, mAP, time; return time."""
-    base = default_config(args.dataset, "cpu", validation=args.split == "validation")
+    base = default_config(
+        args.dataset,
+        "cpu",
+        validation=args.split == "validation",
+        data_root=args.data_root,
+        cache_dir=args.cache,
+    )
     experiment = Experiment(replace(base, new=recipe, methods=()), args.data_root, cache)
     cached = experiment.artefacts.checkpoint_path("new").exists()
     start = time.perf_counter()
@@ -74,7 +80,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--vary", nargs="*", metavar="FIELD=V1,V2")
     args = parser.parse_args()
-    profile = default_config(args.dataset, "cpu").new
+    profile = default_config(
+        args.dataset, "cpu", data_root=args.data_root, cache_dir=args.cache
+    ).new
     base = replace(profile, **dict(c for text in args.set for c in parse_change(text)))
     print(f"{args.dataset}, independent new model, {args.split} split")
     with tempfile.TemporaryDirectory() as tmp:

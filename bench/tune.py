@@ -1,6 +1,9 @@
-"""Choose the defaults on a validation split (never on the reported test split).
+"""Explore one knob at a time on a validation split (never on the reported test split).
 
-Trains on 80% of the training images, evaluates on the other 20% (``validation=True``),
+``backfill tune`` chooses every method's options by one rule and budget; this script is the
+hand tool behind the grids docs/choices.md records (its commands), built on the same
+library call (:func:`backfill_lib.pipeline.tune.with_options`). It
+trains on 80% of the training images, evaluates on the other 20% (``validation=True``),
 and prints, for each candidate, the validation AUC-mAP of the online-backfilling curve
 (random order) and, for the compatible methods, the cross-model and own mAP. The chosen
 values are the defaults in ``backfill_lib/pipeline/config.py`` and ``backfill_lib/methods/``;
@@ -25,7 +28,7 @@ from dataclasses import replace
 from _common import experiment_parser
 
 from backfill_lib import Experiment, ExperimentConfig, default_config, method_names
-from backfill_lib.pipeline.reproduce import setting_config
+from backfill_lib.pipeline.tune import with_options
 
 
 def _loss_options(text: str) -> dict[str, object]:
@@ -109,11 +112,10 @@ def main() -> None:
         """One candidate over the seeds; prints a row per seed and their mean."""
         rows = []
         for seed in args.seeds:
-            per_seed = setting_config(args.dataset, "cpu", "extended-class", seed)
-            cfg = replace(
+            cfg = replace(  # the model seeds of `backfill reproduce --seeds seed`
                 config,
-                old=replace(config.old, seed=per_seed.old.seed),
-                new=replace(config.new, seed=per_seed.new.seed),
+                old=replace(config.old, seed=2 * seed),
+                new=replace(config.new, seed=2 * seed + 1),
             )
             experiment = Experiment(cfg, args.data_root, args.cache)
             res = experiment.results("random")["methods"]
@@ -131,13 +133,17 @@ def main() -> None:
             print(f"{label}  mean    " + "  ".join(f"{v:.4f}" for v in mean.values()))
         return mean
 
-    base = default_config(args.dataset, validation=True, orders=("random",))
+    base = default_config(
+        args.dataset,
+        validation=True,
+        orders=("random",),
+        data_root=args.data_root,
+        cache_dir=args.cache,
+    )
 
     def compatible(method: str, **options: object) -> ExperimentConfig:
         """``base`` running only ``method``, with its loss ``options`` replaced."""
-        losses = dict(base.compatible_losses)
-        losses[method] = {**losses[method], **options}
-        return replace(base, methods=(method,), compatible_losses=losses)
+        return with_options(base, method, {**base.compatible_losses[method], **options})
 
     header = "old/old  new/new  val_auc_mAP  val_mAP_t0 (cross)  val_final_mAP (own)"
     if args.scales:
@@ -172,21 +178,14 @@ def main() -> None:
         print(f"rt+mc tau lambda: {header}")
     for tau in args.taus if args.mc_weights else ():
         for mc_weight in args.mc_weights:
-            rt_mc = replace(base.transformations["rt+mc"], tau=tau, mc_weight=mc_weight)
-            transformations = {**base.transformations, "rt+mc": rt_mc}
-            run(
-                f"rt+mc {tau:5.2f} {mc_weight:6.1f}",
-                replace(base, methods=("rt+mc",), transformations=transformations),
-                "rt+mc",
-            )
+            cfg = with_options(base, "rt+mc", {"tau": tau, "mc_weight": mc_weight})
+            run(f"rt+mc {tau:5.2f} {mc_weight:6.1f}", cfg, "rt+mc")
 
     if args.hiddens:
         print(f"psi hidden width: {header}")
     for hidden in args.hiddens:
         for method in ("rt", "rt+mc"):
-            fitted = replace(base.transformations[method], hidden=hidden)
-            transformations = {**base.transformations, method: fitted}
-            cfg = replace(base, methods=(method,), transformations=transformations)
+            cfg = with_options(base, method, {"hidden": hidden})
             run(f"{method:5s} hidden {hidden:4d}", cfg, method)
 
 

@@ -1,6 +1,7 @@
 """Every user error in the CLI ends in exit code 2 and one error line, before any work."""
 
 import io
+import json
 import os
 import pickle
 import re
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 from backfill_lib.cli import main
+from backfill_lib.pipeline.options import OPTIONS_FORMAT
 from backfill_lib.storage import load_torch
 
 # (arguments, a fragment of the error line). {tmp} is the test's folder, {file} a plain
@@ -70,6 +72,18 @@ BAD_INPUTS = [
     (["demo", "--dataset", "imagefolder:{oneclass}"], "has 1 class(es)"),
     (["demo", "--dataset", "imagefolder:{noclasses}"], "holds no class folders"),
     (["demo", "--dataset", "cifar10", "--data-root", "{badcifar}"], "has no 'labels'"),
+    # options files (`backfill tune`) and the search itself
+    (["demo", "--options", "{tmp}/none.json"], "none.json does not exist"),
+    (["demo", "--options", "{options}/format.json"], "is not an options file"),
+    (["reproduce", "--options", "{options}/list.json"], "holds a JSON list"),
+    (["train", "--model", "old", "--options", "{options}/method.json"], "unknown method 'magic'"),
+    (["backfill-job", "--options", "{options}/family.json"], "rt under 'compatible_losses'"),
+    (["demo", "--options", "{options}/option.json"], "bct has no option 'gamma'"),
+    (["demo", "--options", "{options}/type.json"], "a value like 1.0 is expected"),
+    (["tune", "--budget", "0"], "below the minimum 1"),
+    (["tune", "--methods", "drm"], "invalid choice: 'drm'"),
+    (["tune", "--out", "{tmp}"], "is a folder: give the options file"),
+    (["tune", "--out", "{file}/options.json"], "is a file, not a folder"),
 ]
 
 
@@ -135,6 +149,18 @@ def folders(tmp_path):
     (tmp_path / "badjob" / "index.npz.job.json").write_text("{not json")
     (tmp_path / "badout").mkdir()
     (tmp_path / "badout" / "sections.json").write_text("[1, 2]")
+    options = tmp_path / "options"
+    options.mkdir()
+    valid = {"format": OPTIONS_FORMAT, "dataset": "digits", "profile": "cpu", "fingerprint": "0"}
+    for name, extra in {
+        "format": {"format": "backfill-options/0"},
+        "method": {"compatible_losses": {"magic": {}}},
+        "family": {"compatible_losses": {"rt": {}}},
+        "option": {"compatible_losses": {"bct": {"gamma": 2.0}}},
+        "type": {"compatible_losses": {"bct": {"weight": "heavy"}}},
+    }.items():
+        (options / f"{name}.json").write_text(json.dumps(valid | extra))
+    (options / "list.json").write_text("[]")
     return {
         "tmp": tmp_path,
         "file": tmp_path / "a-file",
@@ -150,6 +176,7 @@ def folders(tmp_path):
         "badcifar": tmp_path / "badcifar",
         "badjob": tmp_path / "badjob",
         "badout": tmp_path / "badout",
+        "options": options,
     }
 
 

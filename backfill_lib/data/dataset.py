@@ -68,14 +68,16 @@ class ImageDataset:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
 
-    def fingerprint(self) -> str:
-        """A short content hash: labels, shapes and a strided sample of the pixels (of files
-        left on disk, ``stream:``: their list, sizes and modification times)."""
-        train, test = self.train_images, self.test_images
-        if isinstance(train, ImageFiles) and isinstance(test, ImageFiles):
-            return train.fingerprint() + test.fingerprint()
+    def fingerprint(self, splits: tuple[str, ...] = ("train", "test")) -> str:
+        """A short content hash of ``splits``: labels, shapes and a strided sample of the
+        pixels (of files left on disk, ``stream:``: their list, sizes and modification
+        times). A choice made on the validation split keys on ``("train",)`` alone: it never
+        reads the test split."""
+        parts = [(getattr(self, f"{s}_images"), getattr(self, f"{s}_labels")) for s in splits]
+        if all(isinstance(images, ImageFiles) for images, _ in parts):
+            return "".join(images.fingerprint() for images, _ in parts)
         digest = hashlib.sha256()
-        for x in (train, self.train_labels, test, self.test_labels):
+        for x in (tensor for pair in parts for tensor in pair):
             if isinstance(x, ImageFiles):
                 raise TypeError(f"{self.name}: a dataset holds image tensors or files, not both")
             digest.update(str(tuple(x.shape)).encode())

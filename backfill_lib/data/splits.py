@@ -232,7 +232,12 @@ class ExperimentData:
     def _content_identity(self) -> dict:
         return {
             "dataset": self.dataset.name,
-            "fingerprint": self.dataset.fingerprint(),
+            # in validation mode the models never see the test split, not even its hash
+            "fingerprint": (
+                self.dataset.fingerprint(("train",))
+                if self.validation
+                else self.dataset.fingerprint()
+            ),
             "split_seed": self.split_seed,
             "validation": self.validation,
             # only when set, so that the keys of full runs stay as they were

@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.embeddings import check_same_dim, reference_embeddings
-from .registry import COMPATIBLE_STYLE, CompatibleTraining, Method, compatible_parts, register
+from .registry import (
+    COMPATIBLE_STYLE,
+    COMPATIBLE_WEIGHTS,
+    CompatibleTraining,
+    Method,
+    compatible_parts,
+    register,
+)
 
 __all__ = [
     "AdvBCTLoss",
@@ -209,6 +216,11 @@ register(
             "lambda_eb": 1.0,
             "outlier_fence": 1.5,
             "unseen": "synthesise",
+        },
+        search_space={
+            "weight": COMPATIBLE_WEIGHTS,
+            "lambda_adv": (0.03, 0.1, 0.3),
+            "unseen": ("synthesise", "skip"),
         },
     )
 )

@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import COMPATIBLE_STYLE, CompatibleTraining, Method, compatible_parts, register
+from .registry import (
+    COMPATIBLE_STYLE,
+    COMPATIBLE_WEIGHTS,
+    CompatibleTraining,
+    Method,
+    compatible_parts,
+    register,
+)
 
 __all__ = ["BCTLoss"]
 
@@ -82,5 +89,6 @@ register(
         models=("old", "bct"),
         loss=_bct_loss,
         loss_options={"weight": 1.0, "unseen": "synthesise"},
+        search_space={"weight": COMPATIBLE_WEIGHTS, "unseen": ("synthesise", "skip")},
     )
 )

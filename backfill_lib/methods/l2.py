@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..core.embeddings import reference_embeddings
-from .registry import COMPATIBLE_STYLE, Method, compatible_parts, register
+from .registry import COMPATIBLE_STYLE, COMPATIBLE_WEIGHTS, Method, compatible_parts, register
 
 __all__ = ["L2Loss"]
 
@@ -40,5 +40,6 @@ register(
         models=("old", "l2"),
         loss=lambda training, options: L2Loss(**options),
         loss_options={"weight": 1.0},
+        search_space={"weight": COMPATIBLE_WEIGHTS},
     )
 )

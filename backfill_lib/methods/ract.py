@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.embeddings import reference_embeddings
-from .registry import COMPATIBLE_STYLE, Method, compatible_parts, register
+from .registry import COMPATIBLE_STYLE, COMPATIBLE_WEIGHTS, Method, compatible_parts, register
 
 __all__ = ["RACTLoss"]
 
@@ -60,5 +60,6 @@ register(
         models=("old", "ract"),
         loss=lambda training, options: RACTLoss(**options),
         loss_options={"weight": 1.0, "tau": 0.05},
+        search_space={"weight": COMPATIBLE_WEIGHTS, "tau": (0.05, 0.1, 0.2)},
     )
 )

@@ -5,7 +5,8 @@ A :class:`Method` says what a method is (its ``family``), which models it needs 
 :mod:`backfill_lib.core.merge` applied to :class:`GalleryEmbeddings`, which also carries
 the backbone passes per query), how a compatible method's new model is trained (``loss``
 and its default ``loss_options``), how a transformation method's psi is fitted
-(``transformation``, a :class:`~backfill_lib.core.transformation.TransformConfig`), and how
+(``transformation``, a :class:`~backfill_lib.core.transformation.TransformConfig`), which of
+those options ``backfill tune`` searches and over which values (``search_space``), and how
 it looks in every figure (``label``, ``style``).
 
 Each method lives in its own module of this package, beside its loss, and registers itself
@@ -28,7 +29,7 @@ model's embeddings of the same images, as in pytorch-metric-learning.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch
@@ -41,6 +42,7 @@ from ..models.embedding import EmbeddingModel
 
 __all__ = [
     "COMPATIBLE_STYLE",
+    "COMPATIBLE_WEIGHTS",
     "FAMILIES",
     "CompatibilityLoss",
     "CompatibleTraining",
@@ -55,6 +57,10 @@ __all__ = [
 ]
 
 FAMILIES = ("reference", "baseline", "compatible", "online")
+
+# The weights (lambda) of the extra loss that ``backfill tune`` tries for every compatible
+# method: one grid for all, a factor of about 3 apart, so no method's search is wider.
+COMPATIBLE_WEIGHTS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 # Figures use Okabe and Ito's colour-blind-safe palette: online methods are solid lines,
 # references dashed, and compatible training (the BCT family) dash-dotted with hollow markers.
 COMPATIBLE_STYLE = {"ls": "-.", "mfc": "white"}
@@ -121,12 +127,27 @@ class Method:
     loss: Callable[[CompatibleTraining, dict], nn.Module] | None = None
     loss_options: dict = field(default_factory=dict)
     transformation: TransformConfig | None = None
+    search_space: dict[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"family {self.family!r}: choose one of {', '.join(FAMILIES)}")
         if (self.family == "compatible") != (self.loss is not None):
             raise ValueError(f"{self.name}: a compatible method needs a loss, others none")
+        options = self.tunable_options()
+        unknown = [key for key in self.search_space if key not in options]
+        if unknown:
+            raise ValueError(
+                f"{self.name}: its search space names {', '.join(unknown)}, which are not its "
+                f"options ({', '.join(options) or 'none'})"
+            )
+
+    def tunable_options(self) -> dict:
+        """The options ``backfill tune`` may set: a compatible method's loss options, a
+        transformation method's :class:`TransformConfig` fields (with their defaults)."""
+        if self.transformation is not None:
+            return asdict(self.transformation)
+        return dict(self.loss_options)
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -25,5 +25,6 @@ register(
         parts=transformed_query_parts("rt"),
         models=("old", "new"),
         transformation=TransformConfig(),
+        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
     )
 )

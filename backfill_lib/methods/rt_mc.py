@@ -25,5 +25,10 @@ register(
         parts=transformed_query_parts("rt+mc"),
         models=("old", "new"),
         transformation=TransformConfig(mc_weight=4.0),
+        search_space={
+            "tau": (0.05, 0.1, 0.2, 0.4),
+            "mc_weight": (1.0, 4.0, 16.0, 64.0),
+            "hidden": (256, 512),
+        },
     )
 )

@@ -5,5 +5,7 @@
   (plan, train models, embed, fit transformations, evaluate curves, report);
 - :mod:`.artefacts`: the keyed, resumable cache underneath every stage;
 - :mod:`.reproduce`: every setting over seeds, and the claims;
+- :mod:`.tune`: ``backfill tune``, every method's options chosen on the validation split,
+  written to an options file (:mod:`.options`) that runs take with ``--options``;
 - :mod:`.gallery_job`: the crash-safe backfill job on an experiment's gallery.
 """

@@ -2,34 +2,39 @@
 
 A configuration is a plain frozen dataclass: it serialises to ``results.json`` (``config``)
 and is the source of every cache key (see :mod:`backfill_lib.storage`). The defaults are
-tables: how models train per profile, and the options each profile's datasets chose on
-their validation splits (docs/choices.md records each grid and the rule that picked from
-it). :func:`default_config` reads them; it holds no numbers of its own.
+tables: how models train per profile, and the methods' options chosen on validation splits
+that a run without an options file (``backfill tune``) falls back to, by the data's number
+of classes, never by its name (docs/choices.md records each grid and the rule that picked
+from it). :func:`default_config` reads them; it holds no numbers of its own.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..core.orders import ORDERS
 from ..core.transformation import TransformConfig
+from ..data.load import load_dataset
 from ..methods.registry import get_method, method_names
+from ..storage import default_cache_dir
 from ..training.compute import bf16_is_native
 from ..training.trainer import TrainConfig
+from .options import TunedOptions
 
 __all__ = [
-    "CPU_PROFILE_LOSS_OPTIONS",
-    "CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY",
-    "CPU_PROFILE_TRANSFORMATIONS",
-    "CPU_PROFILE_TRANSFORMATIONS_BY_FAMILY",
     "DIGITS_TRAINING",
+    "FALLBACKS",
     "PROFILES",
     "PROFILE_IMAGE_SIZE",
     "PROFILE_TRAINING",
+    "ChosenOptions",
     "ExperimentConfig",
     "check_methods",
     "default_config",
+    "fallback_options",
 ]
 
 PROFILES = ("cpu", "gpu", "imagenet")
@@ -66,29 +71,47 @@ PROFILE_TRAINING = {
 }
 PROFILE_IMAGE_SIZE = {"imagenet": 224}
 
-# The options of the CPU profile on 32x32 images that differ from the registry's, as
-# {method: options}, chosen on CIFAR-10's validation split: the compatible losses' and the
-# transformations'; then, per dataset family (the name before the colon), the options that
-# family chose on its own validation split.
-CPU_PROFILE_LOSS_OPTIONS: dict[str, dict[str, Any]] = {
-    "bct": {"weight": 0.3},
-    "ract": {"weight": 0.01},
-    "l2": {"weight": 0.03},
-    "advbct": {"unseen": "skip"},
-}
-CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
-    "tinyimagenet": {
-        "bct": {"weight": 3.0},
-        "ract": {"weight": 0.3, "tau": 0.2},
-        "l2": {"weight": 1.0},
-    },
-}
-CPU_PROFILE_TRANSFORMATIONS: dict[str, dict[str, Any]] = {
-    "rt+mc": {"tau": 0.2, "mc_weight": 16.0},
-}
-CPU_PROFILE_TRANSFORMATIONS_BY_FAMILY: dict[str, dict[str, dict[str, Any]]] = {
-    "tinyimagenet": {"rt+mc": {"tau": 0.1, "mc_weight": 4.0}},
-}
+
+@dataclass(frozen=True)
+class ChosenOptions:
+    """The methods' options chosen on one dataset's validation split (docs/choices.md records
+    each grid and the rule that picked from it), and the data they were chosen on: what a
+    run without an options file falls back to (:func:`fallback_options`)."""
+
+    chosen_on: str
+    classes: int
+    compatible_losses: dict[str, dict[str, Any]]
+    transformations: dict[str, dict[str, Any]]
+
+
+# Every image recipe without an options file takes the choice made on the data whose number
+# of classes is nearest its own (on a log scale: up to 31 classes CIFAR-10's, from 32
+# Tiny-ImageNet's). Values are those that differ from the registry's.
+FALLBACKS = (
+    ChosenOptions(
+        "CIFAR-10 (10 classes, 5,000 training images each, airbench)",
+        10,
+        {
+            "bct": {"weight": 0.3},
+            "advbct": {"unseen": "skip"},
+            "ract": {"weight": 0.01},
+            "l2": {"weight": 0.03},
+        },
+        {"rt+mc": {"tau": 0.2, "mc_weight": 16.0}},
+    ),
+    ChosenOptions(
+        "Tiny-ImageNet dev100 (100 classes, 500 training images each, airbench)",
+        100,
+        {
+            "bct": {"weight": 3.0},
+            "advbct": {"unseen": "skip"},
+            "ract": {"weight": 0.3, "tau": 0.2},
+            "l2": {"weight": 1.0},
+        },
+        {"rt+mc": {"tau": 0.1, "mc_weight": 4.0}},
+    ),
+)
+DIGITS_FALLBACK = "the registry's options, chosen on digits for the digits recipe's small CNN"
 
 
 def _registry_losses() -> dict[str, dict]:
@@ -117,12 +140,16 @@ class ExperimentConfig:
     ``split_seed`` seeds the data splits (extended-data's random half, the validation
     holdout); model seeds live in ``old`` / ``new``.
     ``validation=True`` trains on 80% of the training images and uses the other 20% as
-    query/gallery: the mode in which every default was chosen (``bench/tune.py``), so that
-    no choice ever looks at the reported test split.
+    query/gallery: the mode in which options are chosen (``backfill tune``,
+    :mod:`~backfill_lib.pipeline.tune`), so that no choice ever looks at the reported test
+    split.
     ``image_size``: the side in pixels that folder datasets are resized to (``imagefolder:``,
     ``tinyimagenet:``, ``stream:``).
     ``limit_images`` (smoke tests): at most that many images per model's training set and
     per evaluation set (:class:`~backfill_lib.data.splits.ExperimentData`).
+    ``options`` says where ``compatible_losses`` and ``transformations`` came from
+    (``"tuned: FILE ..."`` or ``"fallback: ..."``, recorded in ``results.json``); it is part
+    of no cache key.
     """
 
     dataset: str = "digits"
@@ -139,6 +166,7 @@ class ExperimentConfig:
     validation: bool = False
     image_size: int = 32
     limit_images: int | None = None
+    options: str = "fallback: the registry's defaults"
 
 
 def _training(dataset: str, profile: str) -> TrainConfig:
@@ -151,32 +179,75 @@ def _training(dataset: str, profile: str) -> TrainConfig:
     return train
 
 
-def _chosen_options(dataset: str, profile: str) -> tuple[dict, dict]:
-    """The compatible losses' and the transformations' options for ``dataset`` under
-    ``profile``: the registry's, then the CPU profile's tables on 32x32 data."""
+def _image_size(dataset: str, profile: str) -> int:
+    if dataset == "digits":
+        return ExperimentConfig.image_size
+    return PROFILE_IMAGE_SIZE.get(profile, ExperimentConfig.image_size)
+
+
+def dataset_classes(
+    dataset: str,
+    profile: str = "cpu",
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+) -> int:
+    """How many classes ``dataset`` has, read from the data as an experiment loads it
+    (decoded once into ``cache_dir``, default the cache)."""
+    size = image_size or _image_size(dataset, profile)
+    cache = cache_dir or default_cache_dir()
+    return load_dataset(dataset, data_root, cache, download, size).num_classes
+
+
+def fallback_options(train: TrainConfig, classes: int | None) -> tuple[dict, dict, str]:
+    """The compatible losses' and the transformations' options of a run without an options
+    file, and where they come from: for the digits recipe the registry's (chosen on digits),
+    for any other the :data:`FALLBACKS` entry nearest in number of ``classes``."""
     losses, transformations = _registry_losses(), _registry_transformations()
-    if dataset == "digits" or profile != "cpu":
-        return losses, transformations
-    family = dataset.split(":", 1)[0]
-    for chosen in (CPU_PROFILE_LOSS_OPTIONS, CPU_PROFILE_LOSS_OPTIONS_BY_FAMILY.get(family, {})):
-        for method, options in chosen.items():
-            losses[method].update(options)
-    for chosen in (
-        CPU_PROFILE_TRANSFORMATIONS,
-        CPU_PROFILE_TRANSFORMATIONS_BY_FAMILY.get(family, {}),
-    ):
-        for method, options in chosen.items():
-            transformations[method] = replace(transformations[method], **options)
+    if train.arch == DIGITS_TRAINING.arch:
+        return losses, transformations, f"fallback: {DIGITS_FALLBACK}"
+    if classes is None or classes < 2:
+        raise ValueError(
+            f"classes {classes!r}: the fallback options follow the data's number of classes; "
+            "pass it (or an options file)"
+        )
+    chosen = min(FALLBACKS, key=lambda c: abs(math.log(classes / c.classes)))
+    for method, options in chosen.compatible_losses.items():
+        losses[method].update(options)
+    for method, options in chosen.transformations.items():
+        transformations[method] = replace(transformations[method], **options)
+    source = f"fallback: chosen on {chosen.chosen_on}, the nearest to this data's {classes} classes"
+    return losses, transformations, source
+
+
+def _tuned(losses: dict, transformations: dict, options: TunedOptions) -> tuple[dict, dict]:
+    """``losses`` and ``transformations`` with the options file's choices put in."""
+    losses = {m: {**o, **options.compatible_losses.get(m, {})} for m, o in losses.items()}
+    transformations = {
+        m: replace(t, **options.transformations.get(m, {})) for m, t in transformations.items()
+    }
     return losses, transformations
 
 
 def default_config(
-    dataset: str = "digits", profile: str = "cpu", **overrides: Any
+    dataset: str = "digits",
+    profile: str = "cpu",
+    options: TunedOptions | None = None,
+    *,
+    classes: int | None = None,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    **overrides: Any,
 ) -> ExperimentConfig:
     """The documented defaults for a dataset and compute profile (choices: docs/choices.md).
 
-    Training from :data:`DIGITS_TRAINING` or :data:`PROFILE_TRAINING`, options from the
-    registry and, on the CPU profile for 32x32 data, from the ``CPU_PROFILE_*`` tables.
+    Training from :data:`DIGITS_TRAINING` or :data:`PROFILE_TRAINING`; the methods' options
+    from ``options`` (an options file, :func:`~.options.load_options`), and for the methods
+    it does not name from :func:`fallback_options`, which follow the dataset's number of
+    ``classes``: given, or read from the dataset (loaded from ``data_root``, decoded into
+    ``cache_dir`` as an experiment would) when the recipe needs it.
     ``batch_size`` is the global batch under torchrun, so no profile needs scaling by the
     number of processes.
 
@@ -187,10 +258,14 @@ def default_config(
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     train = _training(dataset, profile)
-    losses, transformations = _chosen_options(dataset, profile)
-    image_size = ExperimentConfig.image_size
-    if dataset != "digits":
-        image_size = PROFILE_IMAGE_SIZE.get(profile, image_size)
+    image_size = overrides.get("image_size", _image_size(dataset, profile))
+    if classes is None and train.arch != DIGITS_TRAINING.arch:
+        classes = dataset_classes(dataset, profile, data_root, cache_dir, download, image_size)
+    losses, transformations, source = fallback_options(train, classes)
+    if options is not None:
+        losses, transformations = _tuned(losses, transformations, options)
+        untuned = [m for m in (*losses, *transformations) if m not in options.methods]
+        source = options.source() + (f"; {', '.join(untuned)}: {source}" if untuned else "")
     config = ExperimentConfig(
         dataset=dataset,
         old=train,
@@ -198,6 +273,7 @@ def default_config(
         transformations=transformations,
         compatible_losses=losses,
         image_size=image_size,
+        options=source,
     )
     return replace(config, **overrides)
 

@@ -236,6 +236,7 @@ class Experiment:
         results = {
             "dataset": self.data.dataset.name,
             "setting": self.config.setting,
+            "options": self.config.options,
             "order": order,
             "fractions": curves["old/old"].fractions.tolist(),
             "gallery_size": len(self.data.test_labels),
@@ -288,12 +289,20 @@ class Experiment:
         return make_order(kind, len(old), self.config.order_seed, uncertainty)
 
     def results(self, order: str) -> dict:
-        """The ``results.json`` dictionary for one backfill order (stages 1-5 and its part
-        of stage 6, each artefact from the cache when it is there)."""
+        """The ``results.json`` dictionary for one backfill order, as :meth:`run` writes it
+        (stages 1-5 and its part of stage 6, each artefact from the cache when it is there;
+        intervals against the configuration's first order when ``order`` is another)."""
         plan = self.plan()
         embeddings = self.embed(plan, self.train_models(plan))
         gallery = GalleryEmbeddings(embeddings.test, self.fit_transformations(plan, embeddings))
-        return self.summarise(order, self.evaluate_curves(plan, gallery, order))
+        evaluated = self.evaluate_curves(plan, gallery, order)
+        bootstrap = self.bootstrap(evaluated)
+        first = plan.orders[0] if plan.orders else order
+        if first != order:
+            against = (first, self.bootstrap(self.evaluate_curves(plan, gallery, first)))
+        else:
+            against = (first, bootstrap)
+        return self.summarise(order, evaluated, bootstrap, against)
 
     def classifier_alignment(self, name: str = "old") -> dict[int, float]:
         """``{class: cosine}`` between each classifier row of model ``name`` and the mean of
@@ -466,8 +475,10 @@ def notebook_experiment(
     profile = (
         profile or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
     )
-    experiment = Experiment(default_config(dataset, profile, methods=methods), data_root)
+    config = default_config(dataset, profile, methods=methods, data_root=data_root)
+    experiment = Experiment(config, data_root)
     print(
         f"{dataset} ({profile} profile), methods {', '.join(methods)}; cache {experiment.cache_dir}"
+        f"\noptions: {config.options}"
     )
     return experiment

@@ -34,8 +34,9 @@ from ..methods.registry import method_names
 from ..reporting.outputs import write_outputs
 from ..reporting.tables import markdown_table, models_markdown
 from ..storage import CorruptFileError, atomic_write, load_json, save_json
-from .config import ExperimentConfig, default_config
+from .config import ExperimentConfig, dataset_classes, default_config
 from .experiment import Experiment
+from .options import TunedOptions
 
 __all__ = [
     "HETEROGENEOUS",
@@ -58,13 +59,22 @@ HETEROGENEOUS = {
 
 
 def setting_config(
-    dataset: str, profile: str, name: str, seed: int = 0, epochs: int | None = None
+    dataset: str,
+    profile: str,
+    name: str,
+    seed: int = 0,
+    epochs: int | None = None,
+    options: TunedOptions | None = None,
+    classes: int | None = None,
 ) -> ExperimentConfig:
     """The configuration of one named setting and seed ``s``: old model seed 2s, new 2s+1,
-    the data split's seed (extended-data's half, the validation holdout) and the order's s."""
+    the data split's seed (extended-data's half, the validation holdout) and the order's s;
+    the methods' options from ``options`` (an options file) or the fallback (which follows
+    the dataset's number of ``classes``: see
+    :func:`~backfill_lib.pipeline.config.default_config`)."""
     if name not in SETTING_NAMES:
         raise ValueError(f"unknown setting {name!r}; choose from {', '.join(SETTING_NAMES)}")
-    base = default_config(dataset, profile)
+    base = default_config(dataset, profile, options, classes=classes)
     cheap = dataset != "digits" and profile == "cpu" and name != "extended-class"
     old = replace(base.old, seed=2 * seed, epochs=epochs or base.old.epochs)
     new = replace(base.new, seed=2 * seed + 1, epochs=epochs or base.new.epochs)
@@ -209,8 +219,10 @@ def reproduce(
     cache_dir: str | Path | None = None,
     download: bool = False,
     epochs: int | None = None,
+    options: TunedOptions | None = None,
 ) -> Path:
     """Run the settings over the seeds, write every output, return ``out/results.md``.
+    The methods' options come from ``options`` (an options file), else the fallback.
 
     ``results.md``, ``summary.json`` and ``verdicts.json`` (each claim's verdict per setting,
     overall and per seed) are rewritten after every finished setting, listing
@@ -229,6 +241,9 @@ def reproduce(
     command = f"backfill reproduce --dataset {dataset} --profile {profile}"
     if epochs:
         command += f" --epochs {epochs}"
+    if options:
+        command += f" --options {options.path}"
+    classes = dataset_classes(dataset, profile, data_root, cache_dir, download)
     summary = _load_json(out / "summary.json", dict)
     sections = _load_json(out / "sections.json", str)
     verdicts = _load_json(out / "verdicts.json", list)
@@ -236,7 +251,7 @@ def reproduce(
         start = time.perf_counter()
         per_seed = []
         for seed in seeds:
-            config = setting_config(dataset, profile, name, seed, epochs)
+            config = setting_config(dataset, profile, name, seed, epochs, options, classes)
             report = Experiment(config, data_root, cache_dir, download).run()
             if seed == seeds[0]:
                 write_outputs(report.results, report.compatibility, out / name)
@@ -323,7 +338,7 @@ def _section(
         "",
         f"Made by `{made_by}`. Old {config.old.arch} ({config.old.epochs} epochs), new "
         f"{config.new.arch}, {config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min "
-        f"on this run. Figures: [{name}/]({name}/results.md).",
+        f"on this run. Figures: [{name}/]({name}/results.md). Options: {config.options}.",
         "",
     ]
     for order, res in first.items():

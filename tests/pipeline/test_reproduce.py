@@ -12,15 +12,15 @@ from backfill_lib.reporting.plots import setting_label
 
 
 def test_setting_configs():
-    het = setting_config("cifar10", "cpu", "heterogeneous")
+    het = setting_config("cifar10", "cpu", "heterogeneous", classes=10)
     assert (het.old.arch, het.new.arch, het.setting) == (
         "airbench-half",
         "airbench",
         "extended-class",
     )
-    gpu = setting_config("cifar10", "gpu", "heterogeneous")
+    gpu = setting_config("cifar10", "gpu", "heterogeneous", classes=10)
     assert (gpu.old.arch, gpu.new.arch) == ("resnet18", "resnet50")
-    assert "bct" not in setting_config("cifar10", "cpu", "open-class").methods
+    assert "bct" not in setting_config("cifar10", "cpu", "open-class", classes=10).methods
     assert "bct" in setting_config("digits", "cpu", "open-class").methods
     seeded = setting_config("digits", "cpu", "extended-class", seed=3)
     assert (seeded.old.seed, seeded.new.seed, seeded.order_seed) == (6, 7, 3)
@@ -123,7 +123,7 @@ def test_the_heterogeneous_setting_is_labelled_with_its_architectures():
         ("extended-class", "extended-class"),
         ("heterogeneous", "extended-class, airbench-half -> airbench"),
     ]:
-        cfg = setting_config("imagefolder:cifar10", "cpu", name)
+        cfg = setting_config("imagefolder:cifar10", "cpu", name, classes=10)
         results["config"] = {"old": {"arch": cfg.old.arch}, "new": {"arch": cfg.new.arch}}
         assert setting_label(results) == label
 

@@ -40,12 +40,17 @@ def test_every_notebook_starts_from_the_one_setup_helper(path):
     assert "Experiment(" not in first and "default_config" not in first
 
 
+# what the fallback options read the number of classes through (stubbed: no CIFAR-10 files)
+CLASSES_OF = "backfill_lib.pipeline.config.dataset_classes"
+
+
 def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment(
     monkeypatch, capsys
 ):
     from backfill_lib.pipeline.experiment import DATASET_ENV, notebook_experiment
 
     monkeypatch.delenv(DATASET_ENV, raising=False)
+    monkeypatch.setattr(CLASSES_OF, lambda *args: 10)  # no CIFAR-10 files needed
     assert notebook_experiment(methods=("drm",)).config.dataset == "digits"
     assert "digits (cpu profile), methods drm" in capsys.readouterr().out
     monkeypatch.setenv(DATASET_ENV, "cifar10")
@@ -58,6 +63,7 @@ def test_the_setup_helper_picks_the_gpu_profile_when_a_gpu_is_present(monkeypatc
     from backfill_lib.pipeline.experiment import DATASET_ENV, PROFILE_ENV, notebook_experiment
 
     monkeypatch.delenv(PROFILE_ENV, raising=False)
+    monkeypatch.setattr(CLASSES_OF, lambda *args: 10)  # no CIFAR-10 files needed
     monkeypatch.setenv(DATASET_ENV, "cifar10")
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     assert notebook_experiment(("rt",)).config.new.arch == "resnet18"
