@@ -32,6 +32,7 @@ from .core.merge import (
 )
 from .core.metrics import Curve, auc, evaluate_curve, negative_flip_rate, relative_gain
 from .core.orders import backfilled_mask, make_order, random_order
+from .core.statistics import verdict
 from .core.transformation import (
     MetricCompatibleLoss,
     PsiNetwork,
@@ -124,4 +125,5 @@ __all__ = [
     "single_space",
     "topk_curve",
     "transformed_query_merge",
+    "verdict",
 ]
