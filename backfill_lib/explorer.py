@@ -318,7 +318,12 @@ class BackfillExplorer:
         )
         return f"{title}<div class='bf-strip' style='display:flex; gap:6px'>{''.join(tiles)}</div>"
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: object) -> dict:
+        """The live widget, and a snapshot of its view as HTML for a page without a kernel:
+        JupyterLab shows the widget, a static page (the course site) the snapshot."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/html"] = (
+            "<p><i>A snapshot of the explorer at its first state: run the notebook to move its "
+            f"controls.</i></p>{self.view.value}"
+        )
+        return bundle

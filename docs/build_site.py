@@ -4,7 +4,12 @@
    relative link keeps working): README.md as the home page, docs/, bench/README.md,
    CONTRIBUTING.md, the figures, and the notebooks *executed* on the embedded digits, with
    their outputs (the digits models come from the cache, ``$BACKFILL_CACHE``, or are
-   trained once).
+   trained once). What a reader should not see is taken out of the outputs: progress bars
+   (tqdm's widgets, frozen at their first frame once the widget state is gone) and this
+   machine's paths. A relative link to a Markdown page is pointed at its HTML page (mkdocs
+   does that for Markdown pages, not for notebooks), and every file of the repository that
+   a staged page links to (a solution, a source file) is staged beside it, so every link
+   on the site resolves.
 2. Copy MathJax from the ``jupyter-server-mathjax`` wheel into the site, so the notebooks'
    math renders offline (no CDN at view time).
 3. ``mkdocs build`` with mkdocs.yml (Material for MkDocs, mkdocs-jupyter for the
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,14 +51,99 @@ MathJax.Ajax.loadComplete("[MathJax]/config/local/fonts.js");
 PAGES = ("README.md", "CONTRIBUTING.md", "bench/README.md", "notebooks/solutions/README.md")
 
 
+LINK = re.compile(r"\]\(([^)\s]+)\)")  # a Markdown link's target
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|")  # tqdm's frame: " 40%|####      | 4/10"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def tidy(book: nbformat.NotebookNode) -> None:
+    """Take out of ``book``'s outputs what the site should not show: tqdm's progress bars
+    (a widget without its state renders as its first frame), a widget where it brings a
+    snapshot as HTML (the explorer's), and this machine's paths."""
+    paths = {os.environ.get("BACKFILL_CACHE", ""): "$BACKFILL_CACHE", str(ROOT): "."}
+    paths[str(Path.home())] = "~"
+    for cell in book.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            data = output.get("data", {})
+            if WIDGET in data and PROGRESS_BAR.search(str(data.get("text/plain", ""))):
+                continue
+            if WIDGET in data and "text/html" in data:  # a widget's snapshot (the explorer's)
+                del data[WIDGET]
+            if output.output_type == "stream":
+                for path in sorted(filter(None, paths), key=len, reverse=True):  # longest first
+                    output.text = output.text.replace(path, paths[path])
+            kept.append(output)
+        cell.outputs = kept
+
+
 def execute(notebook: Path, target: Path) -> None:
-    """Run every cell of ``notebook`` in its own folder and write it, outputs included."""
+    """Run every cell of ``notebook`` in its own folder and write it, outputs tidied
+    (:func:`tidy`) and links to Markdown pages pointed at their HTML pages."""
     book = nbformat.read(notebook, as_version=4)
     ExecutePreprocessor(timeout=1800, kernel_name="python3").preprocess(
         book, {"metadata": {"path": str(notebook.parent)}}
     )
     book.metadata.pop("widgets", None)  # no stored widget state: it breaks static pages
+    tidy(book)
+    for cell in book.cells:
+        if cell.cell_type == "markdown":
+            cell.source = relink(cell.source)
+        for output in cell.get("outputs", []):
+            if "text/markdown" in output.get("data", {}):
+                output.data["text/markdown"] = relink(output.data["text/markdown"])
     nbformat.write(book, target)
+
+
+def relink(markdown: str) -> str:
+    """Every link of ``markdown`` through :func:`as_html`."""
+    return LINK.sub(lambda match: f"]({as_html(match.group(1))})", markdown)
+
+
+def as_html(link: str) -> str:
+    """``../docs/usage.md#serving`` -> ``../docs/usage.html#serving``; other links as they are."""
+    path, hash_, anchor = link.partition("#")
+    if "://" in path or not path.endswith(".md"):
+        return link
+    if Path(path).name == "README.md":  # mkdocs serves a folder's README.md as its index
+        return path[: -len("README.md")] + "index.html" + hash_ + anchor
+    return path[: -len(".md")] + ".html" + hash_ + anchor
+
+
+def stage_link_targets(stage_dir: Path) -> None:
+    """Stage every repository file that a staged page or notebook links to, where it is not
+    staged already, in the same layout (mkdocs copies it to the site as it is), until a
+    staged page links to nothing new."""
+    pages = [*stage_dir.rglob("*.md"), *stage_dir.rglob("*.ipynb")]
+    while pages:
+        pages = [new for page in pages for new in _stage_targets_of(page, stage_dir)]
+
+
+def _stage_targets_of(page: Path, stage_dir: Path) -> list[Path]:
+    """Stage what ``page`` links to (see :func:`stage_link_targets`); the new Markdown pages."""
+    at_root = page.name == "index.md" and page.parent == stage_dir  # the README
+    source = ROOT / "README.md" if at_root else ROOT / page.relative_to(stage_dir)
+    new = []
+    for link in LINK.findall(page.read_text(errors="replace")):
+        path = link.partition("#")[0]
+        if not path or "://" in path or path.startswith("mailto:"):
+            continue
+        if path.endswith("index.html"):  # a folder's README, as :func:`as_html` wrote it
+            path = path[: -len("index.html")] + "README.md"
+        elif path.endswith(".html"):
+            path = path[: -len(".html")] + ".md"
+        target = (source.parent / path).resolve()
+        if not target.is_file() or ROOT not in target.parents:
+            continue
+        staged = stage_dir / target.relative_to(ROOT)
+        if not staged.exists():
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(target, staged)
+            if staged.suffix == ".md":
+                new.append(staged)
+    return new
 
 
 def stage(notebooks: list[Path], stage_dir: Path) -> None:
@@ -67,6 +158,7 @@ def stage(notebooks: list[Path], stage_dir: Path) -> None:
     for notebook in notebooks:
         print(f"executing {notebook.name}", flush=True)
         execute(notebook, stage_dir / "notebooks" / notebook.name)
+    stage_link_targets(stage_dir)
     mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
     shutil.copytree(mathjax, stage_dir / "assets" / "mathjax")
     local = stage_dir / "assets" / "mathjax" / "config" / "local"

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -37,16 +38,49 @@ def built(cache, tmp_path_factory) -> Path:
 def test_every_notebook_page_holds_its_outputs_and_figures(built, notebook):
     executed = json.loads((built / "site-src" / "notebooks" / notebook.name).read_text())
     outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
-    figures = sum("image/png" in o.get("data", {}) for o in outputs)
+    figures = sum("image/png" in o.get("data", {}) for o in outputs) + sum(
+        len(re.findall(r"<img[^>]*src=.data:image/png;base64", str(o["data"]["text/html"])))
+        for o in outputs
+        if "text/html" in o.get("data", {})  # a snapshot's images (the explorer's)
+    )
     assert not any(o["output_type"] == "error" for o in outputs)
     page = (built / "site" / "notebooks" / f"{notebook.stem}.html").read_text()
     assert len(re.findall(r'<img[^>]*?src="data:image/png;base64', page)) == figures
-    if notebook.stem[:2] not in ("06", "07"):  # 06: a widget; 07: tables and checks
+    if notebook.stem[:2] != "07":  # 07: tables and checks
         assert figures >= 1
     title = json.loads(notebook.read_text())["cells"][0]["source"][0].lstrip("# ").strip()
     assert title.split("·")[-1].strip().replace("`", "") in page.replace("<code>", "").replace(
         "</code>", ""
     )
+
+
+def test_every_link_on_the_site_resolves(built):
+    """Crawl every page: each ``href`` and ``src`` within the site names a file of it (a
+    folder's ``index.html`` for a folder; 404.html's absolute links from the site's root)."""
+    site = built / "site"
+    broken = []
+    for page in site.rglob("*.html"):
+        for link in re.findall(r'(?:href|src)="([^"]*)"', page.read_text(errors="replace")):
+            path = unquote(link.split("#")[0].split("?")[0])
+            if not path or re.match(r"[a-z][a-z0-9+.-]*:", path):  # http:, data:, mailto:
+                continue
+            target = site / path[1:] if path.startswith("/") else page.parent / path  # 404.html
+            if not (target.is_file() or (target / "index.html").is_file()):
+                broken.append(f"{page.relative_to(site)} -> {link}")
+    assert not broken, f"{len(broken)} broken links, e.g. " + "; ".join(sorted(set(broken))[:15])
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_pages_show_no_progress_bars_or_machine_paths(built, cache, notebook):
+    page = (built / "site" / "notebooks" / f"{notebook.stem}.html").read_text()
+    assert not re.search(r"\d+%\|", page), "a tqdm frame on the page"
+    assert str(cache) not in page and str(ROOT) not in page
+
+
+def test_the_explorer_page_shows_a_snapshot_of_the_explorer(built):
+    page = (built / "site" / "notebooks" / "06_backfill_explorer.html").read_text()
+    assert "A snapshot of the explorer" in page and "bf-histogram" in page
+    assert "VBox(children" not in page
 
 
 def test_math_and_assets_come_from_the_site_itself(built):
