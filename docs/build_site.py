@@ -1,7 +1,9 @@
 """Build the course site: ``python docs/build_site.py`` -> ``build/site/index.html``.
 
 1. Stage the pages under ``build/site-src`` in the repository's own layout (so every
-   relative link keeps working): README.md as the home page, docs/, bench/README.md,
+   relative link keeps working), but for two: the course page (docs/course.md) is the
+   home page and the README the developers' page (:data:`STAGED_AS`; links to and from
+   them follow). Staged: docs/, bench/README.md,
    CONTRIBUTING.md, the figures, and the notebooks *executed* on the embedded digits, with
    their outputs (the digits models come from the cache, ``$BACKFILL_CACHE``, or are
    trained once). What a reader should not see is taken out of the outputs: progress bars
@@ -49,6 +51,9 @@ MATHJAX_FONTS = """MathJax.Hub.Config({
 MathJax.Ajax.loadComplete("[MathJax]/config/local/fonts.js");
 """
 PAGES = ("README.md", "CONTRIBUTING.md", "bench/README.md", "notebooks/solutions/README.md")
+# the pages staged under another name: a student's front door is the site's home page
+STAGED_AS = {"docs/course.md": "index.md", "README.md": "developers.md"}
+UNSTAGED = {staged: source for source, staged in STAGED_AS.items()}
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # a Markdown link's target
@@ -88,13 +93,33 @@ def execute(notebook: Path, target: Path) -> None:
     )
     book.metadata.pop("widgets", None)  # no stored widget state: it breaks static pages
     tidy(book)
+    page = str(notebook.relative_to(ROOT))
     for cell in book.cells:
         if cell.cell_type == "markdown":
-            cell.source = relink(cell.source)
+            cell.source = relink(restage_links(cell.source, page, page))
         for output in cell.get("outputs", []):
             if "text/markdown" in output.get("data", {}):
-                output.data["text/markdown"] = relink(output.data["text/markdown"])
+                markdown = restage_links(output.data["text/markdown"], page, page)
+                output.data["text/markdown"] = relink(markdown)
     nbformat.write(book, target)
+
+
+def restage_links(markdown: str, source: str, staged: str) -> str:
+    """The relative links of ``markdown``, a page at ``source`` (relative to the repository)
+    staged at ``staged``, pointed at where their targets are staged (:data:`STAGED_AS`):
+    ``docs/course.md``'s ``glossary.md`` becomes ``docs/glossary.md`` in ``index.md``."""
+
+    def move(match: re.Match) -> str:
+        path, hash_, anchor = match.group(1).partition("#")
+        if not path or re.match(r"[a-z][a-z0-9+.-]*:", path):
+            return match.group(0)
+        target = os.path.normpath(os.path.join(os.path.dirname(source), path))
+        if os.path.dirname(source) == os.path.dirname(staged) and target not in STAGED_AS:
+            return match.group(0)  # a page and its target where they are in the repository
+        target = STAGED_AS.get(target, target)
+        return f"]({os.path.relpath(target, os.path.dirname(staged) or '.')}{hash_}{anchor})"
+
+    return LINK.sub(move, markdown)
 
 
 def relink(markdown: str) -> str:
@@ -123,8 +148,7 @@ def stage_link_targets(stage_dir: Path) -> None:
 
 def _stage_targets_of(page: Path, stage_dir: Path) -> list[Path]:
     """Stage what ``page`` links to (see :func:`stage_link_targets`); the new Markdown pages."""
-    at_root = page.name == "index.md" and page.parent == stage_dir  # the README
-    source = ROOT / "README.md" if at_root else ROOT / page.relative_to(stage_dir)
+    where = os.path.dirname(page.relative_to(stage_dir))  # links are relative to the staging
     new = []
     for link in LINK.findall(page.read_text(errors="replace")):
         path = link.partition("#")[0]
@@ -134,10 +158,11 @@ def _stage_targets_of(page: Path, stage_dir: Path) -> list[Path]:
             path = path[: -len("index.html")] + "README.md"
         elif path.endswith(".html"):
             path = path[: -len(".html")] + ".md"
-        target = (source.parent / path).resolve()
+        staged_path = os.path.normpath(os.path.join(where, path))
+        target = (ROOT / UNSTAGED.get(staged_path, staged_path)).resolve()
         if not target.is_file() or ROOT not in target.parents:
             continue
-        staged = stage_dir / target.relative_to(ROOT)
+        staged = stage_dir / staged_path
         if not staged.exists():
             staged.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(target, staged)
@@ -152,9 +177,15 @@ def stage(notebooks: list[Path], stage_dir: Path) -> None:
     (stage_dir / "notebooks").mkdir(parents=True)
     for page in PAGES:
         (stage_dir / page).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / page, stage_dir / ("index.md" if page == "README.md" else page))
+        shutil.copy(ROOT / page, stage_dir / page)
     shutil.copytree(ROOT / "docs", stage_dir / "docs", ignore=shutil.ignore_patterns("*.py"))
     shutil.copytree(ROOT / "figures", stage_dir / "figures", ignore=shutil.ignore_patterns("*.pt"))
+    for source, staged in STAGED_AS.items():
+        (stage_dir / source).rename(stage_dir / staged)
+    for page in stage_dir.rglob("*.md"):
+        staged = str(page.relative_to(stage_dir))
+        source = UNSTAGED.get(staged, staged)
+        page.write_text(restage_links(page.read_text(), source, staged))
     for notebook in notebooks:
         print(f"executing {notebook.name}", flush=True)
         execute(notebook, stage_dir / "notebooks" / notebook.name)

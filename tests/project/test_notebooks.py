@@ -81,6 +81,7 @@ def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(pa
     assert 3 <= objectives.count("\n* ") <= 5
     for part in ("**Prerequisites.**", "**Run time**", "**Library modules used:**"):
         assert part in intro
+    assert "[glossary](../docs/glossary.md)" in intro  # words defined before use, one place
     assert outro.startswith("## Summary") and "## Exercises" in outro
     exercises = re.findall(r"^\d\. \*\((\w[\w ]*)\)\*", outro, re.MULTILINE)
     assert 2 <= len(exercises) <= 4 and {"implement", "predict"} <= set(exercises)

@@ -83,6 +83,16 @@ def test_the_explorer_page_shows_a_snapshot_of_the_explorer(built):
     assert "VBox(children" not in page
 
 
+def test_the_home_page_is_the_students_front_door(built):
+    """The course page (docs/course.md) is index.html, its links pointed from docs/ to the
+    site's root; the README is the developers' page beside it."""
+    site = built / "site"
+    home = (site / "index.html").read_text()
+    assert "A two-week path" in home and "What each notebook costs" in home
+    assert 'href="notebooks/01_the_backfilling_problem.html"' in home
+    assert "pytest --nbval-lax" in (site / "developers.html").read_text()
+
+
 def test_math_and_assets_come_from_the_site_itself(built):
     site = built / "site"
     page = (site / "notebooks" / "05_metric_compatible_learning.html").read_text()

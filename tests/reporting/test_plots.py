@@ -78,6 +78,22 @@ def test_distance_histograms_count_pairs_on_a_log_axis():
     assert tops == pytest.approx([10, 90])  # counts, not densities: 9 irrelevant per relevant
 
 
+def test_distance_cdfs_rise_to_every_pair_of_each_part_and_kind():
+    import numpy as np
+
+    from backfill_lib.reporting.plots import plot_distance_cdfs
+
+    old = {"relevant": np.array([0.5, 1.5]), "irrelevant": np.array([1.0, 2.0, 3.0, 3.5])}
+    empty = {"relevant": np.array([]), "irrelevant": np.array([])}
+    ax = plot_distance_cdfs(old, empty, "one part").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"old part: relevant", "old part: irrelevant"}
+    relevant = lines["old part: relevant"]
+    assert list(relevant.get_xdata()) == [0.0, 0.5, 1.5]
+    assert list(relevant.get_ydata()) == [0.0, 50.0, 100.0]  # shares of the part's pairs, %
+    assert ax.get_yscale() == "linear" and ax.get_ylim() == (0, 100)
+
+
 def test_a_saved_figure_gets_a_vector_twin_with_the_same_bytes_every_time(results, tmp_path):
     from backfill_lib.reporting.plots import save_figure
 
