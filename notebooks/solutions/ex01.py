@@ -1,4 +1,16 @@
-"""Notebook 01, the backfilling problem: solutions."""
+"""Notebook 01, the backfilling problem: solutions.
+
+Exercise 3 (conceptual). The AUC weighs every moment of the backfill alike. When would a
+service rather weigh the early fractions more, and what would that change in the ranking of
+the methods?
+
+Answer: when the backfill is long (weeks for a large gallery) or may be stopped early
+(budget, a further upgrade), the early fractions are where users spend most of their time;
+a weight that decays with t (or the mAP at a fixed early t) then matters more than the
+mean. It favours the methods that are good at t = 0, the compatible ones (BCT, RACT) and
+RT+MC, over DRM and RT, whose curves start at old/old; the no-regret end point, shared by
+all online methods, counts for less.
+"""
 
 from __future__ import annotations
 

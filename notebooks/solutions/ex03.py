@@ -1,4 +1,14 @@
-"""Notebook 03, distance rank merge: solutions."""
+"""Notebook 03, distance rank merge: solutions.
+
+Exercise 3 (conceptual). DRM embeds every query with both models. Where does that second
+pass cost a service, and when during the backfill can it be dropped?
+
+Answer: every query pays two backbone passes (latency and serving hardware, twice the
+query-side compute of one model) for the whole backfill, on top of the backfill's own
+passes over the gallery. The old model's pass is needed only while some items are still
+old: at t = 1 the old part is empty and the service can switch to one pass; before that it
+cannot, which is what a reverse transformation (notebook 04) removes.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""Notebook 08, backfilling at scale: solutions."""
+"""Notebook 08, backfilling at scale: solutions.
+
+Exercise 3 (conceptual). At scale, recall@100 stays high through the whole backfill while
+mAP@100 rises from old/old's level to new/new's. Which would you report to a product
+team deciding how fast to backfill, and why?
+
+Answer: mAP@100. Recall@100 asks only whether one relevant item made the top 100; with
+about a thousand relevant items per class nearly every method and fraction passes, so it
+cannot tell the strategies apart. mAP@100 weighs where the relevant items sit within the
+top 100, which is what a user scrolling the first page sees and what changes as the gallery
+is re-embedded. (Recall@k with a small k, or top-1, would also move.)
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The notebooks are committed clean and teach with the library, not beside it."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -22,14 +23,50 @@ def test_committed_without_outputs_or_widget_state(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None
 
 
+def is_exercise_stub(cell: dict) -> bool:
+    """A cell where the student writes a function: its first line names the exercise."""
+    source = "".join(cell["source"])
+    return (
+        cell["cell_type"] == "code"
+        and source.startswith("# Exercise")
+        and "(implement)" in (source.splitlines()[0])
+    )
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebooks_import_the_library_and_define_no_functions(path):
+    """Functions are defined only in the exercise stubs, for the student to write."""
     book = json.loads(path.read_text())
-    code = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    cells = [c for c in book["cells"] if c["cell_type"] == "code"]
+    code = "\n".join("".join(c["source"]) for c in cells if not is_exercise_stub(c))
     markdown = [c for c in book["cells"] if c["cell_type"] == "markdown"]
     assert "from backfill_lib" in code
     assert not re.search(r"^\s*(def|class) ", code, re.MULTILINE)
     assert len(markdown) >= 3  # prose between the cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_stub_has_its_solution_s_signature_and_returns_nothing_yet(path):
+    """The student fills in the stub; the solution file answers it with the same name and
+    parameters, and the check cell after the stub runs (tests/project/test_solutions.py)."""
+    cells = json.loads(path.read_text())["cells"]
+    stubs = [i for i, c in enumerate(cells) if is_exercise_stub(c)]
+    assert stubs, "no exercise stub"
+    solution = ast.parse((path.parent / "solutions" / f"ex{path.stem[:2]}.py").read_text())
+    solved = {
+        f.name: [a.arg for a in f.args.args]
+        for f in solution.body
+        if isinstance(f, ast.FunctionDef)
+    }
+    for i in stubs:
+        for function in ast.parse("".join(cells[i]["source"])).body:
+            assert isinstance(function, ast.FunctionDef)
+            assert [a.arg for a in function.args.args] == solved[function.name], function.name
+            assert (
+                isinstance(function.body[-1], ast.Return) and function.body[-1].value.value is None
+            )
+        check = "".join(cells[i + 1]["source"])
+        assert check.startswith("# Exercise") and "not done yet" in check and "correct" in check
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -76,7 +113,9 @@ def test_the_setup_helper_picks_the_gpu_profile_when_a_gpu_is_present(monkeypatc
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(path):
     cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
-    intro, outro = cells[1], cells[-1]
+    summary = next(i for i, c in enumerate(cells) if c.startswith("## Summary"))
+    intro, outro = cells[1], cells[summary]
+    assert all(c.startswith("# Exercise") for c in cells[summary + 1 :])  # stubs and checks
     objectives = intro.split("**You will learn**")[1].split("**Prerequisites.**")[0]
     assert 3 <= objectives.count("\n* ") <= 5
     for part in ("**Prerequisites.**", "**Run time**", "**Library modules used:**"):
@@ -84,8 +123,10 @@ def test_every_notebook_states_its_objectives_and_ends_with_checked_exercises(pa
     assert "[glossary](../docs/glossary.md)" in intro  # words defined before use, one place
     assert outro.startswith("## Summary") and "## Exercises" in outro
     exercises = re.findall(r"^\d\. \*\((\w[\w ]*)\)\*", outro, re.MULTILINE)
-    assert 2 <= len(exercises) <= 4 and {"implement", "predict"} <= set(exercises)
+    assert 3 <= len(exercises) <= 4 and {"implement", "predict", "conceptual"} <= set(exercises)
     solution = path.parent / "solutions" / f"ex{path.stem[:2]}.py"
+    conceptual = exercises.index("conceptual") + 1
+    assert f"Exercise {conceptual} (conceptual)" in solution.read_text()  # its answer
     assert f"(solutions/{solution.name})" in outro and solution.exists()
     for name in re.findall(r"`(\w+)`", outro.split("Solutions:")[1]):
         if name != "tests":
