@@ -11,7 +11,8 @@ Sub-packages by role, each importing only from those listed before it (docs/arch
 - ``training``: the training loop, objectives, the checkpoint cache, fitting psi;
 - ``serving``: ``BackfillIndex`` on faiss, the crash-safe job, top-k curves, simulation;
 - ``reporting``: figures, tables and the output folder;
-- ``pipeline``: the configuration and ``Experiment``, METHOD.md's protocol as stages;
+- ``pipeline``: the configuration and ``Experiment``, METHOD.md's protocol as stages (and
+  ``evaluate_upgrade``, the same on two models' embeddings);
 - ``explorer`` (the ipywidgets explorer) and ``cli`` (the ``backfill`` command) on top.
 
 What ``import backfill_lib`` offers is listed in ``__all__`` below: the public API the
@@ -50,6 +51,14 @@ from .methods.registry import Method, get_method, method_names, register
 from .pipeline.config import ExperimentConfig, default_config
 from .pipeline.experiment import Experiment, notebook_experiment
 from .pipeline.gallery_job import backfill_experiment_gallery
+from .pipeline.upgrade import (
+    UpgradeReport,
+    embed_image_folder,
+    evaluate_upgrade,
+    load_psi,
+    save_psi,
+    split_items,
+)
 from .reporting.plots import (
     plot_class_map,
     plot_compatibility,
@@ -71,41 +80,36 @@ from .training.transformation import fit_transformation
 __version__ = "0.1.0"
 
 __all__ = [
-    "AdvBCTLoss",
-    "BCTLoss",
-    "BackfillExplorer",
-    "BackfillIndex",
-    "Curve",
-    "Experiment",
-    "ExperimentConfig",
-    "L2Loss",
-    "Method",
-    "MetricCompatibleLoss",
-    "PsiNetwork",
-    "RACTLoss",
-    "Simulation",
-    "TopKCurve",
-    "TrainConfig",
-    "TransformConfig",
-    "Transformation",
-    "TwoPartEmbeddings",
     "accuracy",
+    "AdvBCTLoss",
     "auc",
     "backfill_experiment_gallery",
     "backfilled_mask",
+    "BackfillExplorer",
+    "BackfillIndex",
+    "BCTLoss",
     "calibrate",
     "column_glossary",
     "cross_part_misranking",
+    "Curve",
     "default_config",
     "distance_rank_merge",
+    "embed_image_folder",
     "evaluate_curve",
+    "evaluate_upgrade",
+    "Experiment",
+    "ExperimentConfig",
     "fit_transformation",
     "format_compatibility",
     "format_table",
     "get_method",
+    "L2Loss",
     "load_dataset",
+    "load_psi",
     "make_order",
+    "Method",
     "method_names",
+    "MetricCompatibleLoss",
     "negative_flip_rate",
     "notebook_experiment",
     "pairwise_distances",
@@ -117,15 +121,26 @@ __all__ = [
     "plot_distance_histograms",
     "plot_gain_bars",
     "plot_image_grid",
+    "PsiNetwork",
+    "RACTLoss",
     "random_order",
     "rank_gallery",
     "register",
     "regression_loss",
     "relative_gain",
     "run_backfill_job",
+    "save_psi",
+    "Simulation",
     "simulation_targets",
     "single_space",
+    "split_items",
     "topk_curve",
+    "TopKCurve",
+    "TrainConfig",
+    "Transformation",
+    "TransformConfig",
     "transformed_query_merge",
+    "TwoPartEmbeddings",
+    "UpgradeReport",
     "verdict",
 ]

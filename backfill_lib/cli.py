@@ -12,8 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .core.metrics import MAX_STEPS
 from .core.orders import ORDERS
+from .core.transformation import TransformConfig
 from .data.splits import SETTINGS
 from .methods.registry import method_names
 from .pipeline.config import PROFILES, ExperimentConfig, default_config
@@ -22,6 +25,7 @@ from .pipeline.gallery_job import backfill_experiment_gallery
 from .pipeline.options import TunedOptions, load_options
 from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
 from .pipeline.tune import describe, tunable_methods, tune
+from .pipeline.upgrade import UPGRADE_METHODS, evaluate_upgrade, read_array, save_psi, split_items
 from .reporting.outputs import write_outputs
 from .reporting.tables import format_compatibility, format_models, format_table
 from .serving.index import BackfillIndex, check_factory
@@ -170,7 +174,46 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(run=_reproduce)
     _add_backfill_job(sub)
     _add_tune(sub)
+    _add_evaluate(sub)
     return parser
+
+
+def _add_evaluate(sub: Any) -> None:
+    """The ``evaluate`` subcommand: online backfilling on two models' embedding files."""
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="your own upgrade: drm, rt and rt+mc along the backfill, from the embeddings of "
+        "the same items by the old and the new model (docs/upgrade.md)",
+    )
+    evaluate.add_argument(
+        "--old", required=True, type=Path, help="old embeddings (.npy, .safetensors)"
+    )
+    evaluate.add_argument("--new", required=True, type=Path, help="new embeddings, same items")
+    evaluate.add_argument("--labels", required=True, type=Path, help="class ids of the items")
+    split = evaluate.add_mutually_exclusive_group()
+    split.add_argument(
+        "--split", type=Path, help="1 for the items to fit psi on, 0 for those to evaluate on"
+    )
+    split.add_argument(
+        "--train-fraction",
+        type=float,
+        default=0.5,
+        help="else this share of each class's items, drawn with --seed, to fit psi on "
+        "(default %(default)s)",
+    )
+    evaluate.add_argument(
+        "--methods", nargs="+", default=list(UPGRADE_METHODS), choices=UPGRADE_METHODS
+    )
+    evaluate.add_argument("--normalise", action="store_true", help="divide each row by its norm")
+    evaluate.add_argument(
+        "--options", type=Path, metavar="FILE", help="psi's options (`backfill tune`)"
+    )
+    evaluate.add_argument("--seed", type=_at_least(0, MAX_SEED), default=0, help="split and order")
+    evaluate.add_argument("--steps", type=_at_least(1, MAX_STEPS), default=20)
+    evaluate.add_argument(
+        "--out", default="out/evaluate", help="output folder (default %(default)s)"
+    )
+    evaluate.set_defaults(run=_evaluate, cache=None)
 
 
 def _add_tune(sub: Any) -> None:
@@ -388,6 +431,52 @@ def _tune(args: argparse.Namespace, start: float) -> None:
     for line in describe(record):
         print(line)
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s; run with --options {out}")
+
+
+def _evaluate(args: argparse.Namespace, start: float) -> None:
+    """``backfill evaluate``: the online methods on two models' embedding files."""
+    out = Path(args.out)
+    _check_writable_folder(out, "--out")
+    old, new = (
+        read_array(path, "embeddings", name)
+        for path, name in ((args.old, "--old"), (args.new, "--new"))
+    )
+    labels = read_array(args.labels, "labels", "--labels")
+    if args.normalise:
+        old, new = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (old, new))
+    if args.split is not None:
+        train = read_array(args.split, "split", "--split").astype(bool)
+    else:
+        train = split_items(labels, args.train_fraction, args.seed)
+    psi_options, source = None, ""
+    if args.options is not None:
+        options = load_options(args.options)
+        psi_options, source = options.transformations, options.source()
+    else:
+        print(
+            "backfill: psi's options: the registry's (chosen on digits); none were tuned on "
+            "these embeddings",
+            file=sys.stderr,
+        )
+    names = (f"--old {args.old}", f"--new {args.new}", f"--labels {args.labels}")
+    report = evaluate_upgrade(
+        old,
+        new,
+        labels,
+        train,
+        tuple(args.methods),
+        psi_options,
+        args.steps,
+        order_seed=args.seed,
+        options_source=source,
+        names=names,
+    )
+    written = write_outputs([report.results], None, out)
+    for method, fitted in report.transformations.items():
+        config = TransformConfig(**report.results["config"]["transformations"][method])
+        written.append(save_psi(fitted, config, out / f"psi-{method.replace('+', '-')}.pt"))
+    print(format_table(report.results))
+    print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,21 +27,14 @@ from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import (
     MAX_STEPS,
     Curve,
-    auc,
     class_average_precision,
     evaluate_curve,
-    negative_flip_rate,
     one_space_curve,
-    relative_gain,
     update_gain,
 )
 from ..core.orders import ORDERS, make_order, softmax_entropy
 from ..core.statistics import (
-    RESAMPLES,
     Bootstrap,
-    paired_bootstrap,
-    per_query_mean,
-    trapezoid_auc,
 )
 from ..core.transformation import Transformation
 from ..data.splits import ExperimentData
@@ -50,6 +43,7 @@ from ..models.embedding import EmbeddingModel
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
 from .config import ExperimentConfig, check_methods, default_config
+from .summary import add_intervals, bootstrap_curves, summarise_methods
 
 __all__ = [
     "DATASET_ENV",
@@ -193,14 +187,7 @@ class Experiment:
         """Paired resamples of the queries (seeded by ``order_seed``, so every order of one
         experiment draws the same ones) of each method's per-query AUC-mAP, AUC-top1 and
         final AP, keyed ``"<method>|<metric>"``."""
-        per_query = {}
-        for method, (_, curve) in evaluated.items():
-            counted = ~np.isnan(curve.query_ap[0])  # (Q,) queries with a relevant item
-            top1 = np.where(counted, curve.top1_hits, np.nan)  # (S + 1, Q)
-            per_query[f"{method}|auc_mAP"] = per_query_mean(curve.query_ap)
-            per_query[f"{method}|auc_top1"] = per_query_mean(top1)
-            per_query[f"{method}|final_mAP"] = curve.query_ap[-1]
-        return paired_bootstrap(per_query, seed=self.config.order_seed)
+        return bootstrap_curves(evaluated, self.config.order_seed)
 
     def summarise(
         self,
@@ -214,40 +201,19 @@ class Experiment:
         ``bootstrap`` (:meth:`bootstrap`), each method's intervals and those of the
         difference of every two methods (``differences``); with ``against``, another order
         and its bootstrap, each method's difference from it (``vs_<order>``)."""
-        curves = {method: curve for method, (_, curve) in evaluated.items()}
-        old_old = float(curves["old/old"].mAP[0])
-        new_new = float(curves["new/new"].mAP[0])
-        reference_top1 = curves["old/old"].top1_hits[0]
-        methods = {}
-        for m, c in curves.items():
-            methods[m] = {
-                "mAP": c.mAP.tolist(),
-                "top1": c.top1.tolist(),
-                "top5": c.cmc[5].tolist(),
-                "auc_mAP": auc(c.mAP),
-                "auc_top1": auc(c.top1),
-                "final_mAP": float(c.mAP[-1]),
-                "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
-                "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
-                "query_forward_passes": evaluated[m][0].forward_passes,
-                "auc_mAP_trapezoid": trapezoid_auc(c.mAP),
-                "auc_top1_trapezoid": trapezoid_auc(c.top1),
-            }
         results = {
             "dataset": self.data.dataset.name,
             "setting": self.config.setting,
             "options": self.config.options,
             "order": order,
-            "fractions": curves["old/old"].fractions.tolist(),
+            "fractions": evaluated["old/old"][1].fractions.tolist(),
             "gallery_size": len(self.data.test_labels),
-            "methods": methods,
-            "models": self.model_summary(trained_models(tuple(curves))),
+            "methods": summarise_methods(evaluated),
+            "models": self.model_summary(trained_models(tuple(evaluated))),
             "config": asdict(self.config),
         }
         if bootstrap is not None:
-            for m in curves:  # each method's own intervals beside its numbers
-                methods[m] |= {f"{k}_interval": v for k, v in _interval_of(bootstrap, m).items()}
-            results |= _comparisons(list(curves), bootstrap, order, against)
+            add_intervals(results, bootstrap, against)
         return results
 
     def _curve(self, parts: TwoPartEmbeddings, order: np.ndarray) -> Curve:
@@ -411,43 +377,6 @@ class Experiment:
                 "one-space", (q, g, labels), lambda: one_space_curve(q, g, labels)
             )
         return self._one_space_curves[pair]
-
-
-INTERVAL_METRICS = ("auc_mAP", "auc_top1", "final_mAP")
-
-
-def _interval_of(
-    bootstrap: Bootstrap, a: str, b: str | None = None, b_from: Bootstrap | None = None
-) -> dict[str, list[float]]:
-    """``{metric: [low, high]}`` of method ``a``, or of ``a - b`` (``b`` from ``b_from``)."""
-    return {
-        metric: list(bootstrap.interval(f"{a}|{metric}", b and f"{b}|{metric}", b_from))
-        for metric in INTERVAL_METRICS
-    }
-
-
-def _comparisons(
-    methods: list[str], bootstrap: Bootstrap, order: str, against: tuple[str, Bootstrap] | None
-) -> dict:
-    """``results.json``'s comparisons: ``intervals`` (how they were drawn), ``differences``
-    (``"A - B"`` for every method A listed after B) and, against another order,
-    ``vs_<order>`` (each method in this order minus the same method in that one)."""
-    out: dict = {
-        "intervals": {
-            "method": "paired percentile bootstrap over queries",
-            "resamples": RESAMPLES,
-            "level": bootstrap.level,
-        },
-        "differences": {
-            f"{a} - {b}": _interval_of(bootstrap, a, b)
-            for i, a in enumerate(methods)
-            for b in methods[:i]
-        },
-    }
-    if against is not None and against[0] != order:
-        other_order, other = against
-        out[f"vs_{other_order}"] = {m: _interval_of(bootstrap, m, m, other) for m in methods}
-    return out
 
 
 DATASET_ENV, PROFILE_ENV = "BACKFILL_DATASET", "BACKFILL_PROFILE"

@@ -5,7 +5,8 @@
 - ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method.
 - ``gains-<order>.png``: relative gain per method.
 - ``compatibility.json`` / ``compatibility.png``: the cross-model mAP matrix;
-  ``compatibility-by-class.png``: each model's mAP per class against the old gallery.
+  ``compatibility-by-class.png``: each model's mAP per class against the old gallery (not
+  for ``backfill evaluate``, which has two models' embeddings and no compatible model).
 - ``results.md``: every table above in Markdown.
 
 Every figure has an SVG beside its PNG; every file is written atomically.
@@ -31,7 +32,7 @@ from .tables import format_compatibility, markdown_table, models_markdown
 __all__ = ["write_outputs"]
 
 
-def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[Path]:
+def write_outputs(results: list[dict], compatibility: dict | None, out: Path) -> list[Path]:
     """Write the JSON files, the figures and ``results.md``; return the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -50,7 +51,23 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
             markdown_table(res),
             "",
         ]
-    written.append(save_json(compatibility, out / "compatibility.json"))
+    if compatibility is not None:  # (`backfill evaluate` brings no compatible models)
+        written += _write_compatibility(compatibility, out, md)
+    first = results[0]
+    if first.get("models"):
+        md += ["## Models", "", models_markdown(first), ""]
+    title = (
+        f"# {first['dataset']} — {setting_label(first)} ({first['gallery_size']} gallery items)\n\n"
+    )
+    written.append(
+        atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md)))
+    )
+    return written
+
+
+def _write_compatibility(compatibility: dict, out: Path, md: list[str]) -> list[Path]:
+    """The compatibility files, their section appended to ``md``; the paths written."""
+    written = [save_json(compatibility, out / "compatibility.json")]
     fig = plot_compatibility(compatibility)
     written += save_figure(fig, out / "compatibility.png")
     plt.close(fig)
@@ -73,13 +90,4 @@ def write_outputs(results: list[dict], compatibility: dict, out: Path) -> list[P
         written += save_figure(fig, out / "compatibility-by-class.png")
         plt.close(fig)
         md += ["![mAP per class against the old gallery](compatibility-by-class.png)", ""]
-    first = results[0]
-    if first.get("models"):
-        md += ["## Models", "", models_markdown(first), ""]
-    title = (
-        f"# {first['dataset']} — {setting_label(first)} ({first['gallery_size']} gallery items)\n\n"
-    )
-    written.append(
-        atomic_write(out / "results.md", lambda tmp: tmp.write_text(title + "\n".join(md)))
-    )
     return written

@@ -1,0 +1,100 @@
+"""What ``results.json`` says about one backfill order, from the curves of its methods:
+every metric of METHOD.md section 5 per method, and the paired bootstrap intervals of
+section 5b. Shared by :class:`~.experiment.Experiment` (models it trained) and
+:func:`~.upgrade.evaluate_upgrade` (embeddings a user brings)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.merge import TwoPartEmbeddings
+from ..core.metrics import Curve, auc, negative_flip_rate, relative_gain
+from ..core.statistics import (
+    RESAMPLES,
+    Bootstrap,
+    paired_bootstrap,
+    per_query_mean,
+    trapezoid_auc,
+)
+
+__all__ = ["INTERVAL_METRICS", "add_intervals", "bootstrap_curves", "summarise_methods"]
+
+INTERVAL_METRICS = ("auc_mAP", "auc_top1", "final_mAP")
+
+Evaluated = dict[str, tuple[TwoPartEmbeddings, Curve]]  # method -> (its parts, its curve)
+
+
+def summarise_methods(evaluated: Evaluated) -> dict[str, dict]:
+    """``results.json``'s ``methods``: each method's curve and its summaries (AUCs, final
+    mAP, relative gain and negative flip rate against ``old/old``, passes per query). The
+    references ``old/old`` and ``new/new`` must be among ``evaluated``."""
+    curves = {method: curve for method, (_, curve) in evaluated.items()}
+    old_old = float(curves["old/old"].mAP[0])
+    new_new = float(curves["new/new"].mAP[0])
+    reference_top1 = curves["old/old"].top1_hits[0]
+    return {
+        m: {
+            "mAP": c.mAP.tolist(),
+            "top1": c.top1.tolist(),
+            "top5": c.cmc[5].tolist(),
+            "auc_mAP": auc(c.mAP),
+            "auc_top1": auc(c.top1),
+            "final_mAP": float(c.mAP[-1]),
+            "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
+            "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
+            "query_forward_passes": evaluated[m][0].forward_passes,
+            "auc_mAP_trapezoid": trapezoid_auc(c.mAP),
+            "auc_top1_trapezoid": trapezoid_auc(c.top1),
+        }
+        for m, c in curves.items()
+    }
+
+
+def bootstrap_curves(evaluated: Evaluated, seed: int) -> Bootstrap:
+    """Paired resamples of the queries (seeded: every order of one experiment draws the
+    same ones) of each method's per-query AUC-mAP, AUC-top1 and final AP, keyed
+    ``"<method>|<metric>"``."""
+    per_query = {}
+    for method, (_, curve) in evaluated.items():
+        counted = ~np.isnan(curve.query_ap[0])  # (Q,) queries with a relevant item
+        top1 = np.where(counted, curve.top1_hits, np.nan)  # (S + 1, Q)
+        per_query[f"{method}|auc_mAP"] = per_query_mean(curve.query_ap)
+        per_query[f"{method}|auc_top1"] = per_query_mean(top1)
+        per_query[f"{method}|final_mAP"] = curve.query_ap[-1]
+    return paired_bootstrap(per_query, seed=seed)
+
+
+def add_intervals(
+    results: dict, bootstrap: Bootstrap, against: tuple[str, Bootstrap] | None = None
+) -> None:
+    """Put into ``results`` (one order's ``results.json``) each method's intervals beside
+    its numbers and the comparisons: ``intervals`` (how they were drawn), ``differences``
+    (``"A - B"`` for every method A listed after B) and, with ``against`` (another order
+    and its bootstrap), ``vs_<order>`` (each method in this order minus the same method in
+    that one)."""
+    methods = list(results["methods"])
+    for m in methods:
+        results["methods"][m] |= {f"{k}_interval": v for k, v in _interval_of(bootstrap, m).items()}
+    results["intervals"] = {
+        "method": "paired percentile bootstrap over queries",
+        "resamples": RESAMPLES,
+        "level": bootstrap.level,
+    }
+    results["differences"] = {
+        f"{a} - {b}": _interval_of(bootstrap, a, b)
+        for i, a in enumerate(methods)
+        for b in methods[:i]
+    }
+    if against is not None and against[0] != results["order"]:
+        other_order, other = against
+        results[f"vs_{other_order}"] = {m: _interval_of(bootstrap, m, m, other) for m in methods}
+
+
+def _interval_of(
+    bootstrap: Bootstrap, a: str, b: str | None = None, b_from: Bootstrap | None = None
+) -> dict[str, list[float]]:
+    """``{metric: [low, high]}`` of method ``a``, or of ``a - b`` (``b`` from ``b_from``)."""
+    return {
+        metric: list(bootstrap.interval(f"{a}|{metric}", b and f"{b}|{metric}", b_from))
+        for metric in INTERVAL_METRICS
+    }
