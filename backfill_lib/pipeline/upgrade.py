@@ -139,6 +139,11 @@ def check_upgrade_inputs(
                 "or pass --normalise"
             )
     evaluation = labels[~train]
+    if len(evaluation) < 2:
+        raise ValueError(
+            f"{len(evaluation)} items in the evaluation part: give the split some items to "
+            "evaluate on (0 in --split, or a smaller --train-fraction)"
+        )
     classes, counts = np.unique(evaluation, return_counts=True)
     if (counts < 2).any():
         lonely = classes[counts < 2]

@@ -145,16 +145,28 @@ def _inputs(n: int = 60):
         (lambda o, n, y, t: (2 * o, n, y, t), "not unit vectors"),
         (lambda o, n, y, t: (o, n, np.where(np.arange(len(y)) == 59, 9, y), t), "class 9"),
         (lambda o, n, y, t: (o, n, y, np.arange(len(y)) < 10), "at least 20"),
+        (lambda o, n, y, t: (o, n, y, np.ones(len(y), dtype=bool)), "evaluation part"),
         (lambda o, n, y, t: (o, n, y.astype(float), t), "integer array of class ids"),
         (lambda o, n, y, t: (o[:, :, None], n, y, t), "2-D float array"),
     ],
-    ids=["counts", "nan", "zero", "norm", "one-item-class", "few-training", "labels", "shape"],
+    ids=[
+        "counts",
+        "nan",
+        "zero",
+        "norm",
+        "one-item-class",
+        "few-training",
+        "no-evaluation",
+        "labels",
+        "shape",
+    ],
 )
 def test_bad_inputs_are_named_with_their_fix_before_any_work(damage, message):
     names = ("--old a.npy", "--new b.npy", "--labels c.npy")
     with pytest.raises(ValueError, match=message) as error:
         check_upgrade_inputs(*damage(*_inputs()), names)
-    assert any(name in str(error.value) for name in names) or "training part" in str(error.value)
+    named = any(name in str(error.value) for name in names)
+    assert named or "part:" in str(error.value)
 
 
 def test_backfill_evaluate_says_what_is_wrong_in_one_line_and_reads_safetensors(tmp_path, capsys):
