@@ -33,9 +33,7 @@ from ..core.metrics import (
     update_gain,
 )
 from ..core.orders import ORDERS, make_order, softmax_entropy
-from ..core.statistics import (
-    Bootstrap,
-)
+from ..core.statistics import Bootstrap
 from ..core.transformation import Transformation
 from ..data.splits import ExperimentData
 from ..methods.registry import GalleryEmbeddings, get_method, method_names, trained_models
