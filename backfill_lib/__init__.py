@@ -42,7 +42,7 @@ from .core.transformation import (
     regression_loss,
 )
 from .data.load import load_dataset
-from .explorer import BackfillExplorer
+from .explorer import BackfillExplorer, ExplorerData
 from .methods.advbct import AdvBCTLoss
 from .methods.bct import BCTLoss
 from .methods.l2 import L2Loss
@@ -87,6 +87,7 @@ __all__ = [
     "Curve",
     "Experiment",
     "ExperimentConfig",
+    "ExplorerData",
     "L2Loss",
     "Method",
     "MetricCompatibleLoss",

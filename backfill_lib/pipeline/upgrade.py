@@ -62,10 +62,17 @@ MIN_TRAINING_ITEMS = 20
 @dataclass(frozen=True)
 class UpgradeReport:
     """What :func:`evaluate_upgrade` returns: the ``results.json`` dictionary (random
-    order) and each fitted transformation (``{"rt": Transformation, ...}``)."""
+    order), each fitted transformation (``{"rt": Transformation, ...}``), and what was
+    evaluated, for :class:`~backfill_lib.explorer.BackfillExplorer`: each method's two parts
+    on the evaluation part, its backfill order ``(M,)``, labels ``(M,)`` and rows in your
+    arrays ``(M,)``."""
 
     results: dict
     transformations: dict[str, Transformation]
+    parts: dict[str, TwoPartEmbeddings]
+    order: np.ndarray
+    labels: torch.Tensor
+    items: np.ndarray
 
 
 def read_array(path: str | Path, kind: str, name: str) -> np.ndarray:
@@ -240,7 +247,9 @@ def evaluate_upgrade(
         },
     }
     add_intervals(results, bootstrap_curves(evaluated, order_seed))
-    return UpgradeReport(results, fitted)
+    evaluated_parts = {method: two_parts for method, (two_parts, _) in evaluated.items()}
+    items = np.flatnonzero(~train)
+    return UpgradeReport(results, fitted, evaluated_parts, order, evaluation_labels, items)
 
 
 @torch.no_grad()

@@ -1,7 +1,10 @@
 """An ipywidgets explorer that scrubs through an online backfill.
 
-``BackfillExplorer(experiment)`` shows, for a method, a backfill order, a query and a
-backfilled fraction t:
+``BackfillExplorer(experiment)`` (the models the library trained) or
+``BackfillExplorer(report, image_paths=...)`` (your own upgrade: the
+:class:`~backfill_lib.pipeline.upgrade.UpgradeReport` of :func:`evaluate_upgrade`, its
+evaluation part, with thumbnails when you give each item's image file and numbered tiles
+when you do not) shows, for a method, a backfill order, a query and a backfilled fraction t:
 
 - the backfilling curves (mAP and top-1) of every method, the selected one highlighted, with
   a marker at t;
@@ -26,7 +29,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -34,21 +39,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .core.merge import part_distances, rank_gallery
-from .core.orders import backfilled_mask
-from .methods.registry import method_names
-from .pipeline.experiment import Experiment
-from .reporting.plots import (
+from ..core.merge import part_distances, rank_gallery
+from ..core.orders import backfilled_mask
+from ..methods.registry import method_names
+from ..pipeline.experiment import Experiment
+from ..pipeline.upgrade import UpgradeReport
+from ..reporting.plots import (
     PART_COLOUR_NAMES,
     PART_COLOURS,
     method_label,
     plot_curves,
     plot_distance_histograms,
 )
+from .data import THUMBNAIL_PX, ExplorerData
 
 __all__ = ["BackfillExplorer"]
 
-_THUMBNAIL_PX = 64
 _ROW = "display:flex; flex-wrap:wrap; gap:12px; align-items:flex-start"
 _MARKER = "position:absolute; border-left:2px dashed #222; pointer-events:none"
 
@@ -76,21 +82,25 @@ def _small_text(ax: plt.Axes) -> None:
 
 
 class BackfillExplorer:
-    """Widgets over one :class:`~backfill_lib.pipeline.experiment.Experiment` (see the module
-    doc)."""
+    """Widgets over an :class:`~backfill_lib.pipeline.experiment.Experiment`, your own
+    upgrade's :class:`~backfill_lib.pipeline.upgrade.UpgradeReport` (``image_paths`` and
+    ``class_names``: :meth:`ExplorerData.from_upgrade`) or any :class:`ExplorerData` (see the
+    module doc)."""
 
     def __init__(
-        self, experiment: Experiment, top_k: int = 8, histogram_queries: int = 300
+        self,
+        source: Experiment | UpgradeReport | ExplorerData,
+        top_k: int = 8,
+        histogram_queries: int = 300,
+        image_paths: Sequence[str | Path] | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
-        self.experiment = experiment
-        config = experiment.config
-        self.steps = config.steps
-        self.results = {order: experiment.results(order) for order in config.orders}
-        self.methods = [m for m in config.methods if m not in method_names("reference")]
-        self.orders = {order: experiment.order(order) for order in config.orders}
-        self.parts = {m: experiment.parts(m) for m in self.methods}
-        self.images, self.labels = experiment.data.test_data
-        self.class_names = experiment.data.dataset.class_names
+        source = ExplorerData.of(source, image_paths, class_names)
+        self.data = source
+        self.steps = source.steps
+        self.results, self.orders, self.parts = source.results, source.orders, source.parts
+        self.methods = [m for m in source.parts if m not in method_names("reference")]
+        self.labels = source.labels
         self.top_k = top_k
         n = len(self.labels)
         sample = np.random.default_rng(0).permutation(n)[: min(histogram_queries, n)]
@@ -286,23 +296,31 @@ class BackfillExplorer:
         fig.subplots_adjust(left=0.17, right=0.97, bottom=0.15, top=0.85)  # tight_layout: slow
         return _png_base64(fig), int(fig.bbox.width), int(fig.bbox.height)
 
-    def _thumbnail_png(self, item: int) -> str:
-        stored = self.images[item]  # (C, H, W) uint8, or (image, label) decoded from a file
-        chw = stored if isinstance(stored, torch.Tensor) else stored[0]
-        pixels = chw.permute(1, 2, 0).numpy()
-        thumbnail = Image.fromarray(255 - pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        thumbnail = thumbnail.resize((_THUMBNAIL_PX, _THUMBNAIL_PX), Image.Resampling.NEAREST)
+    def _thumbnail_png(self, item: int) -> str | None:
+        """The item's picture as a PNG thumbnail (base64), or ``None`` when it has none."""
+        picture = self.data.picture(item)
+        if picture is None:
+            return None
+        thumbnail = picture.resize((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.NEAREST)
         buffer = io.BytesIO()
         thumbnail.save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode()
 
     def _tile(self, item: int, caption: str, colour: str) -> str:
-        name = html.escape(self.class_names[int(self.labels[item])])
+        name = html.escape(self.data.class_name(int(self.labels[item])))
         border = f"border:3px solid {colour}"
+        png = self._thumbnail(item)
+        picture = (
+            _img(png, THUMBNAIL_PX, THUMBNAIL_PX, border)
+            if png is not None
+            else f"<div class='bf-numbered' style='{border}; width:{THUMBNAIL_PX}px; "
+            f"height:{THUMBNAIL_PX}px; display:flex; align-items:center; "
+            f"justify-content:center; background:#f4f4f4'>"
+            f"{html.escape(self.data.item_name(item))}</div>"
+        )
         return (
-            f"<div style='text-align:center; width:{_THUMBNAIL_PX + 6}px; font-size:11px; "
-            f"color:{colour}'>{_img(self._thumbnail(item), _THUMBNAIL_PX, _THUMBNAIL_PX, border)}"
-            f"{caption}<br>{name}</div>"
+            f"<div style='text-align:center; width:{THUMBNAIL_PX + 6}px; font-size:11px; "
+            f"color:{colour}'>{picture}{caption}<br>{name}</div>"
         )
 
     def _strip_html(self, s: dict) -> str:
