@@ -49,8 +49,11 @@ from .methods.l2 import L2Loss
 from .methods.ract import RACTLoss
 from .methods.registry import Method, get_method, method_names, register
 from .pipeline.config import ExperimentConfig, default_config
-from .pipeline.experiment import Experiment, notebook_experiment
+from .pipeline.experiment import Experiment
 from .pipeline.gallery_job import backfill_experiment_gallery
+from .pipeline.notebook import notebook_experiment
+from .pipeline.pack import Pack, build_pack, load_pack, save_pack
+from .pipeline.pack_experiment import PackExperiment
 from .pipeline.upgrade import (
     UpgradeReport,
     embed_image_folder,
@@ -91,6 +94,8 @@ __all__ = [
     "L2Loss",
     "Method",
     "MetricCompatibleLoss",
+    "Pack",
+    "PackExperiment",
     "PsiNetwork",
     "RACTLoss",
     "Simulation",
@@ -104,6 +109,7 @@ __all__ = [
     "auc",
     "backfill_experiment_gallery",
     "backfilled_mask",
+    "build_pack",
     "calibrate",
     "column_glossary",
     "cross_part_misranking",
@@ -117,6 +123,7 @@ __all__ = [
     "format_table",
     "get_method",
     "load_dataset",
+    "load_pack",
     "load_psi",
     "make_order",
     "method_names",
@@ -137,6 +144,7 @@ __all__ = [
     "regression_loss",
     "relative_gain",
     "run_backfill_job",
+    "save_pack",
     "save_psi",
     "simulation_targets",
     "single_space",

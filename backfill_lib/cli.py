@@ -23,6 +23,7 @@ from .pipeline.config import PROFILES, ExperimentConfig, default_config
 from .pipeline.experiment import Experiment
 from .pipeline.gallery_job import backfill_experiment_gallery
 from .pipeline.options import TunedOptions, load_options
+from .pipeline.pack import build_pack, save_pack
 from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
 from .pipeline.tune import describe, tunable_methods, tune
 from .pipeline.upgrade import UPGRADE_METHODS, evaluate_upgrade, read_array, save_psi, split_items
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backfill_job(sub)
     _add_tune(sub)
     _add_evaluate(sub)
+    _add_pack(sub)
     return parser
 
 
@@ -214,6 +216,37 @@ def _add_evaluate(sub: Any) -> None:
         "--out", default="out/evaluate", help="output folder (default %(default)s)"
     )
     evaluate.set_defaults(run=_evaluate, cache=None)
+
+
+def _add_pack(sub: Any) -> None:
+    """``backfill pack``: the old and new models' embeddings of real photographs, to ship."""
+    pack = sub.add_parser(
+        "pack",
+        help="write a real-image pack: the old and new models' embeddings of every test image, "
+        "of a sample of training images, and thumbnails (pipeline/pack.py)",
+    )
+    _add_common(pack, options=False)
+    pack.add_argument("--out", required=True, type=Path, help="the pack file to write (.npz)")
+    pack.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        choices=method_names("compatible"),
+        help="compatible models to pack beside the old and new ones (trained when not cached)",
+    )
+    pack.add_argument(
+        "--train-per-class",
+        type=_at_least(1),
+        default=250,
+        help="training images per class to fit psi on (default 250)",
+    )
+    pack.add_argument(
+        "--thumbnails-per-class",
+        type=_at_least(1),
+        default=100,
+        help="test images per class with a thumbnail (default 100)",
+    )
+    pack.set_defaults(run=_pack, options=None)
 
 
 def _add_tune(sub: Any) -> None:
@@ -409,6 +442,30 @@ def _reproduce(args: argparse.Namespace, start: float) -> None:
     )
     print(md.read_text())
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+
+
+def _pack(args: argparse.Namespace, start: float) -> None:
+    """``backfill pack``: build the pack from the cached (or trained) old and new models."""
+    if args.out.suffix != ".npz":
+        raise ValueError(f"--out {args.out}: a pack is an .npz file")
+    _check_writable_folder(args.out.parent, "--out's folder")
+    experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
+    command = (
+        f"backfill pack --dataset {args.dataset} --setting {args.setting} --profile "
+        f"{args.profile} --train-per-class {args.train_per_class} --thumbnails-per-class "
+        f"{args.thumbnails_per_class} --models {' '.join(args.models)} --out {args.out}"
+    )
+    pack = build_pack(
+        experiment,
+        ("old", "new", *args.models),
+        args.train_per_class,
+        args.thumbnails_per_class,
+        command=command,
+    )
+    path = save_pack(pack, args.out)
+    mAPs = ", ".join(f"{name} {100 * value:.2f}" for name, value in pack.meta["mAP"].items())
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB; test mAP {mAPs}) in {time.perf_counter() - start:.1f} s")
 
 
 def _tune(args: argparse.Namespace, start: float) -> None:

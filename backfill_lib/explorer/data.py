@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from ..core.merge import TwoPartEmbeddings
 from ..methods.registry import method_names
 from ..pipeline.experiment import Experiment
+from ..pipeline.pack_experiment import PackExperiment
 from ..pipeline.upgrade import UpgradeReport
 
 __all__ = ["THUMBNAIL_PX", "ExplorerData"]
@@ -40,7 +41,7 @@ class ExplorerData:
     @classmethod
     def of(
         cls,
-        source: Experiment | UpgradeReport | ExplorerData,
+        source: Experiment | PackExperiment | UpgradeReport | ExplorerData,
         image_paths: Sequence[str | Path] | None = None,
         class_names: Sequence[str] | None = None,
     ) -> ExplorerData:
@@ -53,16 +54,21 @@ class ExplorerData:
                 "image_paths and class_names describe your own upgrade's items: give them with "
                 "an UpgradeReport (an experiment shows its own test images and classes)"
             )
-        return cls.from_experiment(source) if isinstance(source, Experiment) else source
+        if isinstance(source, Experiment | PackExperiment):
+            return cls.from_experiment(source)
+        return source
 
     @classmethod
-    def from_experiment(cls, experiment: Experiment) -> ExplorerData:
-        """The test images of the library's own experiment, every method and order."""
+    def from_experiment(cls, experiment: Experiment | PackExperiment) -> ExplorerData:
+        """The test images of the library's own experiment (or of a pack's: the images it has
+        pictures of), every method and order."""
         config = experiment.config
         images, labels = experiment.data.test_data
         methods = [m for m in config.methods if m not in method_names("reference")]
 
-        def picture(item: int) -> Image.Image:
+        def picture(item: int) -> Image.Image | None:
+            if images is None:  # a pack's experiment on every test image: no pictures
+                return None
             stored = images[item]  # (C, H, W) uint8, or (image, label) decoded from a file
             pixels = (stored if isinstance(stored, torch.Tensor) else stored[0]).permute(1, 2, 0)
             grey = pixels.shape[2] == 1  # digits: dark ink on white reads better

@@ -43,6 +43,7 @@ from ..core.merge import part_distances, rank_gallery
 from ..core.orders import backfilled_mask
 from ..methods.registry import method_names
 from ..pipeline.experiment import Experiment
+from ..pipeline.pack_experiment import PackExperiment
 from ..pipeline.upgrade import UpgradeReport
 from ..reporting.plots import (
     PART_COLOUR_NAMES,
@@ -89,7 +90,7 @@ class BackfillExplorer:
 
     def __init__(
         self,
-        source: Experiment | UpgradeReport | ExplorerData,
+        source: Experiment | PackExperiment | UpgradeReport | ExplorerData,
         top_k: int = 8,
         histogram_queries: int = 300,
         image_paths: Sequence[str | Path] | None = None,

@@ -13,7 +13,6 @@ artefact alone (:meth:`~Experiment.model`, :meth:`~Experiment.embeddings`,
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -40,18 +39,10 @@ from ..methods.registry import GalleryEmbeddings, get_method, method_names, trai
 from ..models.embedding import EmbeddingModel
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
-from .config import ExperimentConfig, check_methods, default_config
+from .config import ExperimentConfig, check_methods
 from .summary import add_intervals, bootstrap_curves, summarise_methods
 
-__all__ = [
-    "DATASET_ENV",
-    "PROFILE_ENV",
-    "Embeddings",
-    "Experiment",
-    "Plan",
-    "Report",
-    "notebook_experiment",
-]
+__all__ = ["Embeddings", "Experiment", "Plan", "Report"]
 
 
 @dataclass(frozen=True)
@@ -375,37 +366,3 @@ class Experiment:
                 "one-space", (q, g, labels), lambda: one_space_curve(q, g, labels)
             )
         return self._one_space_curves[pair]
-
-
-DATASET_ENV, PROFILE_ENV = "BACKFILL_DATASET", "BACKFILL_PROFILE"
-
-
-def notebook_experiment(
-    methods: tuple[str, ...],
-    dataset: str | None = None,
-    profile: str | None = None,
-    data_root: str | Path | None = None,
-) -> Experiment:
-    """The course notebooks' one setup call: an :class:`Experiment` of ``methods`` with the
-    documented defaults (:func:`~backfill_lib.pipeline.config.default_config`), printing what it
-    runs on.
-
-    ``dataset`` defaults to ``$BACKFILL_DATASET``, else the embedded ``"digits"``; ``profile``
-    to ``$BACKFILL_PROFILE``, else ``"gpu"`` when a GPU is present (e.g. on Colab), else
-    ``"cpu"``. So one switch runs every notebook on real
-    photographs: ``BACKFILL_DATASET=imagefolder:/abs/path/to/cifar10 jupyter lab`` (an
-    absolute path: notebooks run in ``notebooks/``). ``data_root`` defaults to
-    ``$BACKFILL_DATA_ROOT``; trained models are cached in ``$BACKFILL_CACHE`` (default
-    ``~/.cache/backfill_lib``), so a second run loads them.
-    """
-    dataset = dataset or os.environ.get(DATASET_ENV) or "digits"
-    profile = (
-        profile or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
-    )
-    config = default_config(dataset, profile, methods=methods, data_root=data_root)
-    experiment = Experiment(config, data_root)
-    print(
-        f"{dataset} ({profile} profile), methods {', '.join(methods)}; cache {experiment.cache_dir}"
-        f"\noptions: {config.options}"
-    )
-    return experiment

@@ -84,7 +84,7 @@ CLASSES_OF = "backfill_lib.pipeline.config.dataset_classes"
 def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment(
     monkeypatch, capsys
 ):
-    from backfill_lib.pipeline.experiment import DATASET_ENV, notebook_experiment
+    from backfill_lib.pipeline.notebook import DATASET_ENV, notebook_experiment
 
     monkeypatch.delenv(DATASET_ENV, raising=False)
     monkeypatch.setattr(CLASSES_OF, lambda *args: 10)  # no CIFAR-10 files needed
@@ -97,7 +97,7 @@ def test_the_setup_helper_reads_the_dataset_from_its_argument_or_the_environment
 
 
 def test_the_setup_helper_picks_the_gpu_profile_when_a_gpu_is_present(monkeypatch, capsys):
-    from backfill_lib.pipeline.experiment import DATASET_ENV, PROFILE_ENV, notebook_experiment
+    from backfill_lib.pipeline.notebook import DATASET_ENV, PROFILE_ENV, notebook_experiment
 
     monkeypatch.delenv(PROFILE_ENV, raising=False)
     monkeypatch.setattr(CLASSES_OF, lambda *args: 10)  # no CIFAR-10 files needed
