@@ -184,8 +184,9 @@ def _add_evaluate(sub: Any) -> None:
     """The ``evaluate`` subcommand: online backfilling on two models' embedding files."""
     evaluate = sub.add_parser(
         "evaluate",
-        help="your own upgrade: drm, rt and rt+mc along the backfill, from the embeddings of "
-        "the same items by the old and the new model (docs/upgrade.md)",
+        help="your own upgrade: drm, rt, rt+mc, psi in closed form and FCT's h along the "
+        "backfill, from the embeddings of the same items by the old and the new model "
+        "(docs/upgrade.md)",
     )
     evaluate.add_argument(
         "--old", required=True, type=Path, help="old embeddings (.npy, .safetensors)"
@@ -531,7 +532,8 @@ def _evaluate(args: argparse.Namespace, start: float) -> None:
     written = write_outputs([report.results], None, out)
     for method, fitted in report.transformations.items():
         config = TransformConfig(**report.results["config"]["transformations"][method])
-        written.append(save_psi(fitted, config, out / f"psi-{method.replace('+', '-')}.pt"))
+        kind = "h" if config.direction == "forward" else "psi"  # FCT's h maps old -> new
+        written.append(save_psi(fitted, config, out / f"{kind}-{method.replace('+', '-')}.pt"))
     print(format_table(report.results))
     print(f"\nwrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
 

@@ -14,7 +14,7 @@ from backfill_lib.core.orders import backfilled_mask
 from backfill_lib.explorer import BackfillExplorer
 from backfill_lib.pipeline.config import default_config
 from backfill_lib.pipeline.experiment import Experiment
-from backfill_lib.pipeline.upgrade import evaluate_upgrade
+from backfill_lib.pipeline.upgrade import UPGRADE_METHODS, evaluate_upgrade
 
 from .conftest import unit
 
@@ -41,7 +41,7 @@ def _small_upgrade(n: int = 60):
 def test_your_own_upgrade_explored_with_numbered_tiles_and_with_its_pictures(tmp_path):
     report = _small_upgrade()
     numbered = BackfillExplorer(report, top_k=4)
-    assert list(numbered.orders) == ["random"] and numbered.methods == ["drm", "rt", "rt+mc"]
+    assert list(numbered.orders) == ["random"] and numbered.methods == list(UPGRADE_METHODS)
     numbered.query.value, numbered.fraction.value = 0, 1.0
     assert numbered.state()["mAP"] == report.results["methods"]["new/new"]["mAP"][-1]
     view = numbered.view.value

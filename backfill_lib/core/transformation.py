@@ -9,7 +9,10 @@ Three words, three things:
 - A :class:`TransformConfig` says how one is fitted (by
   :func:`backfill_lib.training.transformation.fit_transformation`): the size of psi, the
   optimiser, and the objective ``L_rt + mc_weight * L_mc``, whose two terms are
-  :func:`regression_loss` and :class:`MetricCompatibleLoss`.
+  :func:`regression_loss` and :class:`MetricCompatibleLoss`; or a linear psi in closed form
+  (``solver``: least squares, orthogonal Procrustes). ``direction="forward"`` fits the same
+  network the other way, old space -> new space: FCT's h, which upgrades stored old
+  embeddings instead of mapping queries back.
 
 The merge rule that uses psi's output is :func:`backfill_lib.core.merge.transformed_query_merge`.
 """
@@ -25,6 +28,8 @@ from torch import nn
 from .embeddings import check_same_dim
 
 __all__ = [
+    "DIRECTIONS",
+    "SOLVERS",
     "MetricCompatibleLoss",
     "PsiNetwork",
     "RhoHead",
@@ -34,14 +39,22 @@ __all__ = [
 ]
 
 
+SOLVERS = ("adamw", "least_squares", "procrustes")
+DIRECTIONS = ("reverse", "forward")
+
+
 @dataclass(frozen=True)
 class TransformConfig:
     """How psi (and rho) are fitted. ``mc_weight`` = 0 gives plain RT (regression only).
 
     ``hidden``: psi's hidden width (0: one linear map); ``tau``: the metric-compatible
     loss's temperature; ``learn_new_head``: train rho too (else the new side is the
-    identity and the system at t = 1 is new/new by construction). Each method registers its
-    defaults (:mod:`backfill_lib.methods`); docs/choices.md records how they were chosen.
+    identity and the system at t = 1 is new/new by construction). ``solver``: ``adamw``
+    (the objective above, by gradient descent), or a linear map without bias in closed form
+    from the regression term alone: ``least_squares`` (any matrix) or ``procrustes``
+    (orthonormal columns, a rotation when the dims agree). ``direction``: ``reverse`` (psi,
+    new -> old) or ``forward`` (FCT's h, old -> new; regression only). Each method registers
+    its defaults (:mod:`backfill_lib.methods`); docs/choices.md records how they were chosen.
     """
 
     hidden: int = 256
@@ -53,6 +66,22 @@ class TransformConfig:
     tau: float = 0.1
     learn_new_head: bool = False
     seed: int = 0
+    solver: str = "adamw"
+    direction: str = "reverse"
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver {self.solver!r}: choose one of {', '.join(SOLVERS)}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction {self.direction!r}: choose {' or '.join(DIRECTIONS)}")
+        regression_only = self.solver != "adamw" or self.direction == "forward"
+        if regression_only and (self.mc_weight or self.learn_new_head):
+            raise ValueError(
+                f"{self.solver}, {self.direction}: a closed-form or forward map fits the "
+                "regression term alone; set mc_weight 0 and learn_new_head False"
+            )
+        if self.solver != "adamw" and self.hidden:
+            raise ValueError(f"{self.solver} fits a linear map: set hidden 0")
 
 
 class PsiNetwork(nn.Module):

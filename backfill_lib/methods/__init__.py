@@ -7,10 +7,10 @@ on import. Importing this package registers them all.
 
 # The order of these imports is the registry's order, and so the order of every table,
 # legend and figure: references, the online merge, the compatible methods, the
-# transformations.
+# transformations (reverse, then forward).
 # isort: off
 from . import references, drm  # noqa: F401
 from . import bct, advbct, ract, l2  # noqa: F401
-from . import rt, rt_mc  # noqa: F401
+from . import rt, rt_mc, closed_form, fct  # noqa: F401
 
 # isort: on

@@ -18,8 +18,10 @@ method that way).
 
 Families: ``reference`` (old/old, new/new: the curve's two ends, always evaluated),
 ``baseline`` (new/old: the upgrade with no compatibility), ``compatible`` (a new model
-trained with an extra loss against the frozen old model, queried in one space) and
-``online`` (two models merged during the backfill: DRM, RT, RT+MC).
+trained with an extra loss against the frozen old model, queried in one space),
+``online`` (two models merged during the backfill: DRM, RT, RT+MC, and RT's closed-form
+maps) and ``forward`` (the stored old embeddings mapped into the new space before serving,
+one space from then on: FCT).
 
 Every compatibility loss keeps one contract, :class:`CompatibilityLoss`:
 ``loss(embeddings, labels, ref_emb, progress)``, where ``ref_emb`` is the other (old)
@@ -49,6 +51,7 @@ __all__ = [
     "GalleryEmbeddings",
     "Method",
     "compatible_parts",
+    "forward_parts",
     "get_method",
     "method_names",
     "register",
@@ -56,7 +59,7 @@ __all__ = [
     "transformed_query_parts",
 ]
 
-FAMILIES = ("reference", "baseline", "compatible", "online")
+FAMILIES = ("reference", "baseline", "compatible", "online", "forward")
 
 # The weights (lambda) of the extra loss that ``backfill tune`` tries for every compatible
 # method: one grid for all, a factor of about 3 apart, so no method's search is wider.
@@ -199,5 +202,18 @@ def transformed_query_parts(name: str) -> Callable[[GalleryEmbeddings], merge.Tw
         return merge.transformed_query_merge(
             fitted.transform(new), gallery.models["old"], head, head
         )
+
+    return parts
+
+
+def forward_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
+    """The ``parts`` of a forward transformation: the new query ``phi_n(q)`` against one
+    space, the old part holding ``h(phi_o(g))`` (the stored old embeddings upgraded by the
+    fitted h) and the new part ``phi_n(g)``."""
+
+    def parts(gallery: GalleryEmbeddings) -> merge.TwoPartEmbeddings:
+        upgraded = gallery.transformations[name].transform(gallery.models["old"])  # (N, d_n)
+        new = gallery.models["new"]
+        return merge.single_space(new, upgraded, new)
 
     return parts

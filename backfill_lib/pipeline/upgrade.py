@@ -2,7 +2,8 @@
 
 A practitioner about to upgrade a retrieval system has both models and a labelled sample of
 the gallery. Embedded by both models, that sample is all the methods of the online family
-need: psi (``rt``) and psi with the metric-compatible loss (``rt+mc``) are fitted on
+need: psi (``rt``), psi with the metric-compatible loss (``rt+mc``), psi in closed form
+(``rt-ls``, ``rt-procrustes``) and FCT's h without side-information (``fct``) are fitted on
 embeddings alone, and DRM needs nothing fitted. :func:`evaluate_upgrade` splits the items
 into a *training* part (psi is fitted on it) and an *evaluation* part (every item a query
 once, the rest its gallery, leave-one-out), and evaluates every method along the backfill
@@ -53,7 +54,8 @@ __all__ = [
 ]
 
 REFERENCES = ("old/old", "new/new", "new/old")  # new/old only where the two dims agree
-UPGRADE_METHODS = ("drm", "rt", "rt+mc")  # the methods two models' embeddings suffice for
+# the methods two models' embeddings suffice for: nothing but a map between them is fitted
+UPGRADE_METHODS = ("drm", "rt", "rt+mc", "rt-ls", "rt-procrustes", "fct")
 PSI_FORMAT = "backfill-psi/1"
 NORM_TOLERANCE = 1e-3
 MIN_TRAINING_ITEMS = 20

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -39,13 +40,18 @@ def fit_transformation(
     cache_dir: Path | None = None,
     cache_config: dict | None = None,
 ) -> Transformation:
-    """Train psi: ``L = L_rt + mc_weight * L_mc`` on frozen training embeddings.
+    """Train psi: ``L = L_rt + mc_weight * L_mc`` on frozen training embeddings (or solve
+    ``L_rt`` in closed form, ``config.solver``).
 
     ``new_embeddings (N, d_n)``, ``old_embeddings (N, d_o)``, ``labels (N,)``; ``config``
-    defaults to ``TransformConfig()`` (plain RT). Cached under
-    ``cache_dir/checkpoints/transform-<key>.pt`` when ``cache_config`` is given.
+    defaults to ``TransformConfig()`` (plain RT). With ``config.direction == "forward"`` the
+    map is fitted from the old embeddings onto the new ones (FCT's h: its ``transform``
+    takes old embeddings). Cached under ``cache_dir/checkpoints/transform-<key>.pt`` when
+    ``cache_config`` is given.
     """
     config = config or TransformConfig()
+    if config.direction == "forward":  # h: old -> new, the same fit with the roles swapped
+        new_embeddings, old_embeddings = old_embeddings, new_embeddings
     for name, x in (("new_embeddings", new_embeddings), ("old_embeddings", old_embeddings)):
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} holds NaN or infinite values")
@@ -63,7 +69,10 @@ def fit_transformation(
             state = load_torch(path, full_config)
             modules.load_state_dict(state["modules"])
             return Transformation(psi.eval(), rho, state["history"])
-    history = _train(modules, new_embeddings, old_embeddings, labels, config)
+    if config.solver == "adamw":
+        history = _train(modules, new_embeddings, old_embeddings, labels, config)
+    else:
+        history = _solve_linear(psi, new_embeddings, old_embeddings, config.solver)
     if history and not math.isfinite(history[-1]):
         raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
     modules.eval()
@@ -72,6 +81,26 @@ def fit_transformation(
             {"config": full_config, "history": history, "modules": modules.state_dict()}, path
         )
     return Transformation(psi, rho, history)
+
+
+@torch.no_grad()
+def _solve_linear(
+    psi: PsiNetwork, new: torch.Tensor, old: torch.Tensor, solver: str
+) -> list[float]:
+    """Set the linear psi to the map W ``(d_n, d_o)``, ``psi(n) = normalize(n W)``, that
+    minimises ``||new W - old||^2`` (``least_squares``) or does so among matrices with
+    orthonormal columns (``procrustes``: ``W = U V^T`` from the SVD ``new^T old = U S V^T``,
+    Schonemann's solution). Computed in float64; returns ``[L_rt]`` of the fitted psi."""
+    n, o = new.double(), old.double()  # (N, d_n), (N, d_o)
+    if solver == "least_squares":
+        w = torch.linalg.lstsq(n, o).solution  # (d_n, d_o)
+    else:
+        u, _, vh = torch.linalg.svd(n.T @ o, full_matrices=False)  # (d_n, k), (k, d_o)
+        w = u @ vh  # (d_n, d_o), orthonormal columns (or rows when d_n < d_o)
+    linear = cast(nn.Linear, psi.net)  # hidden = 0 (TransformConfig checks it)
+    linear.weight.copy_(w.T.float())  # nn.Linear holds W^T (d_o, d_n)
+    linear.bias.zero_()
+    return [float(regression_loss(psi.eval()(new), old))]
 
 
 def _train(

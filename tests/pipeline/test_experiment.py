@@ -60,6 +60,9 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         "l2",
         "rt",
         "rt+mc",
+        "rt-ls",
+        "rt-procrustes",
+        "fct",
     }
     for m in res["methods"].values():
         assert set(m) >= SCHEMA_KEYS and len(m["mAP"]) == 21

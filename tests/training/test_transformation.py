@@ -25,3 +25,45 @@ def test_reverse_transformation_reduces_held_out_regression_error():
         bad = new.clone()
         bad[0, 0] = float("nan")
         fit_transformation(bad, old, labels)
+
+
+def test_closed_form_maps_solve_the_regression_without_training():
+    """Least squares recovers a linear map exactly; Procrustes recovers a rotation (and
+    keeps every distance); both fit in one step, and the configuration refuses what a
+    closed form cannot do."""
+    generator = torch.Generator().manual_seed(2)
+    new = unit(500, 8, 3)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))  # (8, 8) orthogonal
+    old = new @ rotation  # unit rows already
+    labels = torch.arange(500) % 5
+    for solver in ("least_squares", "procrustes"):
+        fitted = fit_transformation(new, old, labels, TransformConfig(hidden=0, solver=solver))
+        torch.testing.assert_close(fitted.transform(new), old, atol=1e-5, rtol=0)
+        assert len(fitted.history) == 1 and fitted.history[0] < 1e-9
+    mixed = torch.nn.functional.normalize(new @ torch.randn(8, 6, generator=generator), dim=1)
+    procrustes = fit_transformation(
+        new, mixed, labels, TransformConfig(hidden=0, solver="procrustes")
+    )
+    w = procrustes.psi.net.weight.T  # (8, 6): orthonormal columns
+    torch.testing.assert_close(w.T @ w, torch.eye(6), atol=1e-5, rtol=0)
+    least = fit_transformation(
+        new, mixed, labels, TransformConfig(hidden=0, solver="least_squares")
+    )
+    assert least.history[0] <= procrustes.history[0] + 1e-6  # the wider family fits better
+    with pytest.raises(ValueError, match="set hidden 0"):
+        TransformConfig(solver="procrustes")
+    with pytest.raises(ValueError, match="regression term alone"):
+        TransformConfig(hidden=0, solver="least_squares", mc_weight=4.0)
+    with pytest.raises(ValueError, match="choose one of"):
+        TransformConfig(solver="newton")
+
+
+def test_a_forward_map_is_fitted_from_the_old_space_onto_the_new():
+    new = unit(600, 10, 4)
+    old = torch.nn.functional.normalize(new[:, :6] + 0.1 * unit(600, 6, 5), dim=1)
+    labels = torch.arange(600) % 4
+    forward = fit_transformation(new, old, labels, TransformConfig(direction="forward", epochs=5))
+    assert forward.psi.new_dim == 6 and forward.psi.old_dim == 10  # h: (B, 6) -> (B, 10)
+    assert forward.transform(old).shape == (600, 10)
+    with pytest.raises(ValueError, match="regression term alone"):
+        TransformConfig(direction="forward", mc_weight=1.0)

@@ -1,0 +1,34 @@
+"""FCT, the forward transformation (Ramanujan et al., CVPR 2022), without side-information.
+
+A light network h maps each stored old embedding into the new space,
+``h(phi_o(x)) ~ phi_n(x)``, fitted on the training images' embeddings with both backbones
+frozen (``||h(phi_o(x)) - phi_n(x)||^2``: psi's regression, the other way round). Before
+serving, the whole old gallery is upgraded by h, one h pass per stored item and no image
+read; from then on there is one space: a query is embedded once by the new model and
+searched against ``h(phi_o(g))`` for the items not yet backfilled and ``phi_n(g)`` for the
+backfilled ones (:func:`~backfill_lib.methods.registry.forward_parts`). At t = 1 it is
+new/new. h is psi's network and optimiser (256 hidden units, 40 epochs of AdamW).
+
+Not here yet: FCT's side-information (a small extra model's feature stored beside each
+item, which the paper's best results use) and FastFill's training and learned order.
+"""
+
+from __future__ import annotations
+
+from ..core.transformation import TransformConfig
+from .registry import Method, forward_parts, register
+
+__all__: list[str] = []
+
+register(
+    Method(
+        name="fct",
+        family="forward",
+        label="FCT (no side-info)",
+        style={"color": "#332288", "ls": (0, (5, 1, 1, 1)), "marker": "h"},
+        parts=forward_parts("fct"),
+        models=("old", "new"),
+        transformation=TransformConfig(direction="forward"),
+        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+    )
+)
