@@ -7,6 +7,11 @@ outscores an irrelevant item of either part, which is what a merge by distance n
 rho the identity (the default) the new model is untouched and the system at t = 1 is
 new/new: no regret by construction. Defaults on digits: ``mc_weight`` 4, ``tau`` 0.1;
 each profile's choices and their grids are in docs/choices.md.
+
+``rt+mc+rho`` also learns rho, the light head on the new side (METHOD.md section 4): the
+new part holds ``rho(phi_n(g))`` and queries it with ``rho(phi_n(q))``, so the loss may move
+the new embeddings too. The price: at t = 1 the system is rho(new)/rho(new), no longer
+new/new by construction. Same options as ``rt+mc`` otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +30,23 @@ register(
         parts=transformed_query_parts("rt+mc"),
         models=("old", "new"),
         transformation=TransformConfig(mc_weight=4.0),
+        search_space={
+            "tau": (0.05, 0.1, 0.2, 0.4),
+            "mc_weight": (1.0, 4.0, 16.0, 64.0),
+            "hidden": (256, 512),
+        },
+    )
+)
+
+register(
+    Method(
+        name="rt+mc+rho",
+        family="online",
+        label="RT+MC, learned ρ",
+        style={"color": "#AA4499", "ls": "-", "marker": "d"},
+        parts=transformed_query_parts("rt+mc+rho"),
+        models=("old", "new"),
+        transformation=TransformConfig(mc_weight=4.0, learn_new_head=True),
         search_space={
             "tau": (0.05, 0.1, 0.2, 0.4),
             "mc_weight": (1.0, 4.0, 16.0, 64.0),

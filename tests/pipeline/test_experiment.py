@@ -60,6 +60,7 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         "l2",
         "rt",
         "rt+mc",
+        "rt+mc+rho",
         "rt-ls",
         "rt-procrustes",
         "fct",

@@ -246,6 +246,17 @@ def test_on_digits_bct_leads_the_papers_methods_and_fct_and_procrustes_lead_bct(
             assert _leads(results, better, worse), (name, better, worse)
 
 
+def test_on_digits_the_learned_head_buys_a_start_and_costs_an_end_and_the_backfill():
+    """docs/results.md: rt+mc+rho starts above rt+mc, ends below new/new, and is behind
+    rt+mc in AUC-mAP beyond the interval in both orders."""
+    for name in ("results.json", "results-uncertainty.json"):
+        results = json.loads((ROOT / "figures" / "digits" / name).read_text())
+        rho, rt_mc = results["methods"]["rt+mc+rho"], results["methods"]["rt+mc"]
+        assert rho["mAP"][0] > rt_mc["mAP"][0]
+        assert rho["final_mAP"] < results["methods"]["new/new"]["final_mAP"]
+        assert _leads(results, "rt+mc", "rt+mc+rho"), name
+
+
 def _leads(results: dict, better: str, worse: str) -> bool:
     """Whether ``better``'s AUC-mAP is above ``worse``'s beyond the paired interval."""
     differences = results["differences"]
