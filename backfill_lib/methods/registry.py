@@ -16,6 +16,9 @@ else, so adding a method is one module and its :func:`register` call (CONTRIBUTI
 ``tests/methods/test_registry.py`` adds a toy compatible method and a toy transformation
 method that way).
 
+A transformation method's ``mapped_from`` names the model on the new side (``new``, or a
+compatible model: RT+MC on top of BCT's new model is a combination of the two families).
+
 Families: ``reference`` (old/old, new/new: the curve's two ends, always evaluated),
 ``baseline`` (new/old: the upgrade with no compatibility), ``compatible`` (a new model
 trained with an extra loss against the frozen old model, queried in one space),
@@ -131,6 +134,7 @@ class Method:
     loss_options: dict = field(default_factory=dict)
     transformation: TransformConfig | None = None
     search_space: dict[str, tuple] = field(default_factory=dict)
+    mapped_from: str = "new"  # the model on the new side, whose embeddings psi maps
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -192,12 +196,15 @@ def compatible_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEm
     return parts
 
 
-def transformed_query_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
+def transformed_query_parts(
+    name: str, mapped_from: str = "new"
+) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
     """The ``parts`` of a method with a transformation: ``psi(phi_n(q))`` against the old
-    part, ``phi_n(q)`` (through rho, if learned) against the new part."""
+    part, ``phi_n(q)`` (through rho, if learned) against the new part. ``mapped_from``: the
+    model that plays the new one (a compatible model, for a combination)."""
 
     def parts(gallery: GalleryEmbeddings) -> merge.TwoPartEmbeddings:
-        fitted, new = gallery.transformations[name], gallery.models["new"]
+        fitted, new = gallery.transformations[name], gallery.models[mapped_from]
         head = fitted.new_head(new)  # (N, d_n): rho(phi_n), or phi_n itself
         return merge.transformed_query_merge(
             fitted.transform(new), gallery.models["old"], head, head

@@ -12,6 +12,11 @@ each profile's choices and their grids are in docs/choices.md.
 new part holds ``rho(phi_n(g))`` and queries it with ``rho(phi_n(q))``, so the loss may move
 the new embeddings too. The price: at t = 1 the system is rho(new)/rho(new), no longer
 new/new by construction. Same options as ``rt+mc`` otherwise.
+
+``bct+rt+mc`` combines the two families: BCT's compatible model plays the new model, and
+psi with the metric-compatible loss maps its embeddings into the old space. Its curve
+starts at psi(BCT)/old and ends at BCT/BCT (BCT's own mAP, not the independent new
+model's): what online backfilling adds on top of compatible training.
 """
 
 from __future__ import annotations
@@ -52,5 +57,18 @@ register(
             "mc_weight": (1.0, 4.0, 16.0, 64.0),
             "hidden": (256, 512),
         },
+    )
+)
+
+register(
+    Method(
+        name="bct+rt+mc",
+        family="online",
+        label="BCT, then RT+MC",
+        style={"color": "#44AA99", "ls": "-", "marker": "X"},
+        parts=transformed_query_parts("bct+rt+mc", mapped_from="bct"),
+        models=("old", "bct"),
+        transformation=TransformConfig(mc_weight=4.0),
+        mapped_from="bct",
     )
 )

@@ -236,7 +236,10 @@ class ArtefactStore:
                 self.data.training_data("new")[1],
                 self.config.transformations[method],
                 cache_dir=self.cache_dir,
-                cache_config={"old": self.model_key("old"), "new": self.model_key("new")},
+                cache_config={
+                    "old": self.model_key("old"),
+                    "new": self.model_key(get_method(method).mapped_from),
+                },
             )
         return self._transformations[method]
 

@@ -134,8 +134,10 @@ class Experiment:
 
     def embed(self, plan: Plan, models: dict[str, EmbeddingModel]) -> Embeddings:
         """Stage 3: each model's embeddings of the query/gallery set; when the plan fits a
-        transformation, the old and new models' of the new training images too."""
-        fitted_on = ("old", "new") if plan.transformations else ()
+        transformation, the old model's and each mapped model's (the new one, or a
+        compatible one) of the new training images too."""
+        mapped = (get_method(m).mapped_from for m in plan.transformations)
+        fitted_on = tuple(dict.fromkeys(("old", *mapped))) if plan.transformations else ()
         return Embeddings(
             test={name: self.embeddings(name) for name in models},
             train={name: self.embeddings(name, "train") for name in fitted_on},
@@ -146,8 +148,11 @@ class Experiment:
         ``embeddings.train`` (cached by the two models' keys and the method's config)."""
         if not plan.transformations:
             return {}
-        new, old = embeddings.train["new"], embeddings.train["old"]  # what stage 3 embedded
-        return {m: self.artefacts.transformation(m, new, old) for m in plan.transformations}
+        train, old = embeddings.train, embeddings.train["old"]  # what stage 3 embedded
+        return {
+            m: self.artefacts.transformation(m, train[get_method(m).mapped_from], old)
+            for m in plan.transformations
+        }
 
     def evaluate_curves(
         self, plan: Plan, gallery: GalleryEmbeddings, order: str
@@ -226,8 +231,10 @@ class Experiment:
         return self.artefacts.embeddings(name, split)
 
     def transformation(self, method: str) -> Transformation:
-        """The fitted transformation of ``rt`` or ``rt+mc``, fitted or loaded."""
-        new, old = self.embeddings("new", "train"), self.embeddings("old", "train")
+        """The fitted transformation of ``rt`` or ``rt+mc`` (any transformation method),
+        fitted or loaded."""
+        new = self.embeddings(get_method(method).mapped_from, "train")
+        old = self.embeddings("old", "train")
         return self.artefacts.transformation(method, new, old)
 
     def parts(self, method: str) -> TwoPartEmbeddings:

@@ -57,7 +57,13 @@ class PackExperiment:
     ) -> None:
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack)
         for method in methods:
-            missing = set(get_method(method).models) - set(self.pack.test)
+            entry = get_method(method)
+            if entry.transformation is not None and entry.mapped_from not in self.pack.train:
+                raise ValueError(
+                    f"{method} fits psi on the {entry.mapped_from} model's training embeddings, "
+                    "which a pack holds for the old and new models only"
+                )
+            missing = set(entry.models) - set(self.pack.test)
             if missing:
                 raise ValueError(
                     f"{method} needs the {', '.join(sorted(missing))} model's embeddings, which "
@@ -103,7 +109,7 @@ class PackExperiment:
         """``rt``'s or ``rt+mc``'s psi, fitted on the pack's training sample (once)."""
         if method not in self._transformations:
             self._transformations[method] = fit_transformation(
-                self.pack.train["new"],
+                self.pack.train[get_method(method).mapped_from],
                 self.pack.train["old"],
                 self.pack.train_labels,
                 self.config.transformations[method],

@@ -33,11 +33,11 @@ def toys(monkeypatch):
 def test_the_registry_lists_every_method_once_by_family():
     assert method_names() == (
         *("old/old", "new/new", "new/old", "drm", "bct", "advbct", "ract", "l2"),
-        *("rt", "rt+mc", "rt+mc+rho", "rt-ls", "rt-procrustes", "fct"),
+        *("rt", "rt+mc", "rt+mc+rho", "bct+rt+mc", "rt-ls", "rt-procrustes", "fct"),
     )
     assert method_names("compatible") == ("bct", "advbct", "ract", "l2")
     assert method_names("online") == (
-        *("drm", "rt", "rt+mc", "rt+mc+rho", "rt-ls", "rt-procrustes"),
+        *("drm", "rt", "rt+mc", "rt+mc+rho", "bct+rt+mc", "rt-ls", "rt-procrustes"),
     )
     assert method_names("forward") == ("fct",)
     assert get_method("rt+mc").transformation == TransformConfig(mc_weight=4.0)
@@ -48,6 +48,7 @@ def test_the_registry_lists_every_method_once_by_family():
         "rt": TransformConfig(),
         "rt+mc": TransformConfig(mc_weight=4.0),
         "rt+mc+rho": TransformConfig(mc_weight=4.0, learn_new_head=True),
+        "bct+rt+mc": TransformConfig(mc_weight=4.0),
         "rt-ls": TransformConfig(hidden=0, solver="least_squares"),
         "rt-procrustes": TransformConfig(hidden=0, solver="procrustes"),
         "fct": TransformConfig(direction="forward"),

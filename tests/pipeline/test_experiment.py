@@ -61,6 +61,7 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         "rt",
         "rt+mc",
         "rt+mc+rho",
+        "bct+rt+mc",
         "rt-ls",
         "rt-procrustes",
         "fct",

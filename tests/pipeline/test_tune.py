@@ -109,7 +109,7 @@ def test_an_options_file_sets_the_methods_it_names_and_says_so(tmp_path):
     rt_mc = config.transformations["rt+mc"]
     assert (rt_mc.tau, rt_mc.mc_weight, rt_mc.hidden) == (0.2, 16, 256)
     assert config.options.startswith(f"tuned: {tmp_path / 'options.json'} (bct, rt+mc;")
-    assert "; advbct, ract, l2, rt, rt+mc+rho, rt-ls, rt-procrustes, fct: fallback: the" in (
+    assert "; advbct, ract, l2, rt, rt+mc+rho, bct+rt+mc, rt-ls, rt-procrustes, fct: fallback" in (
         config.options
     )
     assert default_config("digits").options.startswith("fallback: the registry's options")
