@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .core.metrics import MAX_STEPS
-from .core.orders import ORDERS
+from .core.orders import ORDER_KINDS, ORDERS
 from .core.transformation import TransformConfig
 from .data.splits import SETTINGS
 from .methods.registry import method_names
@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=list(ORDERS),
         metavar="ORDER",
-        help=f"backfill orders: {' '.join(ORDERS)}",
+        help=f"backfill orders (default {' '.join(ORDERS)}; also fastfill: FastFill's learned "
+        "uncertainty)",
     )
     demo.add_argument(
         "--steps",
@@ -293,7 +294,7 @@ def _add_backfill_job(sub: Any) -> None:
     job.add_argument(
         "--index", default="out/backfill-job/index.npz", help="the index file (default %(default)s)"
     )
-    job.add_argument("--order", default="random", choices=ORDERS)
+    job.add_argument("--order", default="random", choices=ORDER_KINDS)
     job.add_argument("--batch-size", type=_at_least(1), default=256)
     job.add_argument(
         "--save-every", type=_at_least(1), default=1, help="batches between saves (default 1)"

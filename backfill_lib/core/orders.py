@@ -12,6 +12,7 @@ import torch
 
 __all__ = [
     "ORDERS",
+    "ORDER_KINDS",
     "backfill_steps",
     "backfilled_mask",
     "check_order",
@@ -22,7 +23,10 @@ __all__ = [
     "uncertainty_order",
 ]
 
-ORDERS = ("random", "uncertainty")
+ORDERS = ("random", "uncertainty")  # what every run evaluates unless told otherwise
+# ... and every order there is: ``uncertainty`` is the old classifier's entropy, ``fastfill``
+# FastFill's learned uncertainty (its h's predicted error), most uncertain first in both
+ORDER_KINDS = (*ORDERS, "fastfill")
 
 
 def random_order(n: int, seed: int = 0) -> np.ndarray:
@@ -53,14 +57,16 @@ def check_order(order: np.ndarray | torch.Tensor | list[int], n: int) -> np.ndar
 def make_order(
     kind: str, n: int, seed: int = 0, uncertainty: torch.Tensor | None = None
 ) -> np.ndarray:
-    """An order by name: ``random`` (seeded) or ``uncertainty`` (needs ``uncertainty``)."""
+    """An order by name: ``random`` (seeded), or ``uncertainty`` / ``fastfill`` (most
+    uncertain first: they need ``uncertainty``, the old classifier's entropy or FastFill's
+    predicted error)."""
     if kind == "random":
         return random_order(n, seed)
-    if kind == "uncertainty":
+    if kind in ("uncertainty", "fastfill"):
         if uncertainty is None:
-            raise ValueError("the uncertainty order needs the old model's per-item uncertainty")
+            raise ValueError(f"the {kind} order needs each item's uncertainty")
         return uncertainty_order(uncertainty)
-    raise ValueError(f"unknown backfill order {kind!r}; choose one of {', '.join(ORDERS)}")
+    raise ValueError(f"unknown backfill order {kind!r}; choose one of {', '.join(ORDER_KINDS)}")
 
 
 def fractions(steps: int = 20) -> np.ndarray:

@@ -12,7 +12,8 @@ Three words, three things:
   :func:`regression_loss` and :class:`MetricCompatibleLoss`; or a linear psi in closed form
   (``solver``: least squares, orthogonal Procrustes). ``direction="forward"`` fits the same
   network the other way, old space -> new space: FCT's h, which upgrades stored old
-  embeddings instead of mapping queries back.
+  embeddings instead of mapping queries back; FastFill's h adds a discriminative term and
+  an :class:`UncertaintyHead` that predicts each item's error (its backfill order).
 
 The merge rule that uses psi's output is :func:`backfill_lib.core.merge.transformed_query_merge`.
 """
@@ -35,6 +36,8 @@ __all__ = [
     "RhoHead",
     "TransformConfig",
     "Transformation",
+    "UncertaintyHead",
+    "heteroscedastic_loss",
     "regression_loss",
 ]
 
@@ -53,8 +56,14 @@ class TransformConfig:
     (the objective above, by gradient descent), or a linear map without bias in closed form
     from the regression term alone: ``least_squares`` (any matrix) or ``procrustes``
     (orthonormal columns, a rotation when the dims agree). ``direction``: ``reverse`` (psi,
-    new -> old) or ``forward`` (FCT's h, old -> new; regression only). Each method registers
-    its defaults (:mod:`backfill_lib.methods`); docs/choices.md records how they were chosen.
+    new -> old) or ``forward`` (FCT's h, old -> new; regression only). FastFill's terms, for a
+    forward map: ``discriminative_weight`` weighs a cross-entropy of ``h(phi_o(x))`` against
+    the class means of the target embeddings (cosine logits at scale 16: the new model's
+    classifier, from embeddings alone); ``learn_uncertainty`` trains an
+    :class:`UncertaintyHead` with the regression in the heteroscedastic form
+    ``e * exp(-s) + s`` (``e`` an item's squared error, ``s`` its predicted log variance).
+    Each method registers its defaults (:mod:`backfill_lib.methods`); docs/choices.md records
+    how they were chosen.
     """
 
     hidden: int = 256
@@ -68,6 +77,8 @@ class TransformConfig:
     seed: int = 0
     solver: str = "adamw"
     direction: str = "reverse"
+    discriminative_weight: float = 0.0
+    learn_uncertainty: bool = False
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -82,6 +93,12 @@ class TransformConfig:
             )
         if self.solver != "adamw" and self.hidden:
             raise ValueError(f"{self.solver} fits a linear map: set hidden 0")
+        fastfill = self.discriminative_weight or self.learn_uncertainty
+        if fastfill and (self.direction != "forward" or self.solver != "adamw"):
+            raise ValueError(
+                "discriminative_weight and learn_uncertainty are FastFill's terms for a forward "
+                "map trained by gradient descent: set direction 'forward' and solver 'adamw'"
+            )
 
 
 class PsiNetwork(nn.Module):
@@ -124,13 +141,27 @@ class RhoHead(nn.Module):
         return F.normalize(new_embeddings + self.linear(new_embeddings), dim=1)  # (B, d_n)
 
 
+class UncertaintyHead(nn.Module):
+    """FastFill's uncertainty: an item's predicted log variance ``s`` of h's error,
+    ``(B, d_in) -> (B,)``, from the same input as h (a small MLP)."""
+
+    def __init__(self, dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.net(embeddings).squeeze(1)  # (B,)
+
+
 @dataclass
 class Transformation:
-    """A fitted psi and optional rho, with the loss of every epoch of its fit."""
+    """A fitted psi (or h) and optional rho and uncertainty head, with the loss of every
+    epoch of its fit."""
 
     psi: PsiNetwork
     rho: RhoHead | None
     history: list[float]
+    uncertainty_head: UncertaintyHead | None = None
 
     @torch.no_grad()
     def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
@@ -141,6 +172,26 @@ class Transformation:
     def new_head(self, new_embeddings: torch.Tensor) -> torch.Tensor:
         """rho: ``(N, d_n) -> (N, d_n)``; the identity when rho is not learned."""
         return new_embeddings if self.rho is None else self.rho.eval()(new_embeddings)
+
+    @torch.no_grad()
+    def uncertainty(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``(N,)``: each item's predicted log variance of the map's error (FastFill's
+        backfill order: most uncertain first); a ValueError when none was learned."""
+        if self.uncertainty_head is None:
+            raise ValueError("this transformation learned no uncertainty (learn_uncertainty)")
+        return self.uncertainty_head.eval()(embeddings)
+
+
+def heteroscedastic_loss(
+    transformed: torch.Tensor, target: torch.Tensor, log_variance: torch.Tensor
+) -> torch.Tensor:
+    """The regression with a learned per-item variance (Kendall and Gal, 2017, as FastFill
+    trains h): ``mean(e * exp(-s) + s)`` for squared errors ``e (B,)`` and predicted log
+    variances ``s (B,)``: an item the map cannot fit may claim a large variance, at a
+    price."""
+    check_same_dim(transformed, target, "the transformation")
+    error = (transformed - target.detach()).pow(2).sum(1)  # (B,)
+    return (error * torch.exp(-log_variance) + log_variance).mean()
 
 
 def regression_loss(transformed: torch.Tensor, old_embeddings: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,16 @@ searched against ``h(phi_o(g))`` for the items not yet backfilled and ``phi_n(g)
 backfilled ones (:func:`~backfill_lib.methods.registry.forward_parts`). At t = 1 it is
 new/new. h is psi's network and optimiser (256 hidden units, 40 epochs of AdamW).
 
+``fastfill`` (Jaeckle et al., ICLR 2023) trains the same h with FastFill's two additions:
+a discriminative term (a cross-entropy of h's output against the new model's classes,
+here the class means of the new training embeddings, so that it needs embeddings alone)
+and a per-item uncertainty (a small head predicting h's error, trained in the
+heteroscedastic form), whose prediction orders the backfill: the ``fastfill`` order, most
+uncertain first, beside ``random`` and ``uncertainty`` (the old classifier's entropy). Its
+weight: 1, unsearched.
+
 Not here yet: FCT's side-information (a small extra model's feature stored beside each
-item, which the paper's best results use) and FastFill's training and learned order.
+item, which the papers' best results use).
 """
 
 from __future__ import annotations
@@ -29,6 +37,21 @@ register(
         parts=forward_parts("fct"),
         models=("old", "new"),
         transformation=TransformConfig(direction="forward"),
+        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+    )
+)
+
+register(
+    Method(
+        name="fastfill",
+        family="forward",
+        label="FastFill (no side-info)",
+        style={"color": "#661100", "ls": (0, (5, 1, 1, 1)), "marker": "p"},
+        parts=forward_parts("fastfill"),
+        models=("old", "new"),
+        transformation=TransformConfig(
+            direction="forward", discriminative_weight=1.0, learn_uncertainty=True
+        ),
         search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
     )
 )

@@ -31,7 +31,7 @@ from ..core.metrics import (
     one_space_curve,
     update_gain,
 )
-from ..core.orders import ORDERS, make_order, softmax_entropy
+from ..core.orders import ORDER_KINDS, make_order, softmax_entropy
 from ..core.statistics import Bootstrap
 from ..core.transformation import Transformation
 from ..data.splits import ExperimentData
@@ -91,9 +91,9 @@ class Experiment:
         if not isinstance(config.steps, int) or not 1 <= config.steps <= MAX_STEPS:
             raise ValueError(f"steps {config.steps!r}: give an integer from 1 to {MAX_STEPS}")
         for order in config.orders:
-            if order not in ORDERS:
+            if order not in ORDER_KINDS:
                 raise ValueError(
-                    f"unknown backfill order {order!r}; choose one of {', '.join(ORDERS)}"
+                    f"unknown backfill order {order!r}; choose one of {', '.join(ORDER_KINDS)}"
                 )
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.data = ExperimentData(
@@ -245,9 +245,13 @@ class Experiment:
         return entry.parts(GalleryEmbeddings({m: self.embeddings(m) for m in entry.models}, fitted))
 
     def order(self, kind: str) -> np.ndarray:
-        """The backfill order of the test gallery: ``random`` or ``uncertainty``."""
+        """The backfill order of the test gallery: ``random``, ``uncertainty`` (the old
+        classifier's entropy) or ``fastfill`` (FastFill's h's predicted error)."""
         old = self.embeddings("old")
-        uncertainty = softmax_entropy(self.model("old").classifier(old).detach())
+        if kind == "fastfill":
+            uncertainty = self.transformation("fastfill").uncertainty(old)
+        else:
+            uncertainty = softmax_entropy(self.model("old").classifier(old).detach())
         return make_order(kind, len(old), self.config.order_seed, uncertainty)
 
     def results(self, order: str) -> dict:

@@ -101,8 +101,12 @@ class PackExperiment:
         return self.pack.test[name][self._rows]
 
     def order(self, kind: str) -> np.ndarray:
-        """The backfill order of the test gallery: ``random`` or ``uncertainty``."""
-        uncertainty = self.pack.uncertainty[self._rows]
+        """The backfill order of the test gallery: ``random``, ``uncertainty`` (the old
+        classifier's entropy, packed) or ``fastfill`` (FastFill's h's predicted error)."""
+        if kind == "fastfill":
+            uncertainty = self.transformation("fastfill").uncertainty(self.embeddings("old"))
+        else:
+            uncertainty = self.pack.uncertainty[self._rows]
         return make_order(kind, len(self._rows), self.config.order_seed, uncertainty)
 
     def transformation(self, method: str) -> Transformation:

@@ -3,12 +3,13 @@
 A practitioner about to upgrade a retrieval system has both models and a labelled sample of
 the gallery. Embedded by both models, that sample is all the methods of the online family
 need: psi (``rt``), psi with the metric-compatible loss (``rt+mc``), psi in closed form
-(``rt-ls``, ``rt-procrustes``) and FCT's h without side-information (``fct``) are fitted on
-embeddings alone, and DRM needs nothing fitted. :func:`evaluate_upgrade` splits the items
-into a *training* part (psi is fitted on it) and an *evaluation* part (every item a query
-once, the rest its gallery, leave-one-out), and evaluates every method along the backfill
-exactly as :class:`~.experiment.Experiment` does for the models it trains (the same
-evaluator, order, summaries and intervals: :mod:`.summary`).
+(``rt-ls``, ``rt-procrustes``) and FCT's and FastFill's h without side-information
+(``fct``, ``fastfill``) are fitted on embeddings alone, and DRM needs nothing fitted.
+:func:`evaluate_upgrade` splits the items into a *training* part (psi is fitted on it) and
+an *evaluation* part (every item a query once, the rest its gallery, leave-one-out), and
+evaluates every method along the backfill exactly as :class:`~.experiment.Experiment` does
+for the models it trains (the same evaluator, order, summaries and intervals:
+:mod:`.summary`).
 
 Relevance is by label: two items are relevant to each other when they share one (a class,
 a product id, a landmark id). Query-specific relevance lists are not supported: the
@@ -35,7 +36,13 @@ from torch import nn
 from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import Curve, evaluate_curve
 from ..core.orders import make_order
-from ..core.transformation import PsiNetwork, RhoHead, Transformation, TransformConfig
+from ..core.transformation import (
+    PsiNetwork,
+    RhoHead,
+    Transformation,
+    TransformConfig,
+    UncertaintyHead,
+)
 from ..methods.registry import GalleryEmbeddings, get_method
 from ..storage import load_torch, save_torch
 from ..training.transformation import fit_transformation
@@ -55,7 +62,7 @@ __all__ = [
 
 REFERENCES = ("old/old", "new/new", "new/old")  # new/old only where the two dims agree
 # the methods two models' embeddings suffice for: nothing but a map between them is fitted
-UPGRADE_METHODS = ("drm", "rt", "rt+mc", "rt-ls", "rt-procrustes", "fct")
+UPGRADE_METHODS = ("drm", "rt", "rt+mc", "rt-ls", "rt-procrustes", "fct", "fastfill")
 PSI_FORMAT = "backfill-psi/1"
 NORM_TOLERANCE = 1e-3
 MIN_TRAINING_ITEMS = 20
@@ -290,7 +297,8 @@ def embed_image_folder(
 def save_psi(fitted: Transformation, config: TransformConfig, path: str | Path) -> Path:
     """Write a fitted transformation (psi, and rho if learned) with its configuration, for
     :func:`load_psi` (and then ``BackfillIndex(..., to_old_space=psi.transform)``)."""
-    modules = nn.ModuleList([fitted.psi] + ([fitted.rho] if fitted.rho is not None else []))
+    parts = (fitted.psi, fitted.rho, fitted.uncertainty_head)
+    modules = nn.ModuleList([m for m in parts if m is not None])
     record = {
         "format": PSI_FORMAT,
         "transform": asdict(config),
@@ -310,7 +318,8 @@ def load_psi(path: str | Path) -> Transformation:
     config = TransformConfig(**record["transform"])
     psi = PsiNetwork(record["new_dim"], record["old_dim"], config.hidden)
     rho = RhoHead(record["new_dim"]) if config.learn_new_head else None
-    modules = nn.ModuleList([psi] + ([rho] if rho is not None else []))
+    sigma = UncertaintyHead(record["new_dim"]) if config.learn_uncertainty else None
+    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
     modules.load_state_dict(record["modules"])
     modules.eval()
-    return Transformation(psi, rho, list(record["history"]))
+    return Transformation(psi, rho, list(record["history"]), sigma)

@@ -15,21 +15,27 @@ from pathlib import Path
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.embeddings import class_means
 from ..core.transformation import (
     MetricCompatibleLoss,
     PsiNetwork,
     RhoHead,
     Transformation,
     TransformConfig,
+    UncertaintyHead,
+    heteroscedastic_loss,
     regression_loss,
 )
 from ..storage import config_key, load_torch, save_torch
 from .trainer import TrainingDivergedError
 
-__all__ = ["fit_transformation"]
+__all__ = ["DISCRIMINATIVE_SCALE", "fit_transformation"]
+
+DISCRIMINATIVE_SCALE = 16.0  # the cosine logits' scale of FastFill's discriminative term
 
 
 def fit_transformation(
@@ -60,7 +66,8 @@ def fit_transformation(
     torch.manual_seed(config.seed)
     psi = PsiNetwork(new_embeddings.shape[1], old_embeddings.shape[1], config.hidden)
     rho = RhoHead(new_embeddings.shape[1]) if config.learn_new_head else None
-    modules = nn.ModuleList([psi] + ([rho] if rho is not None else []))
+    sigma = UncertaintyHead(new_embeddings.shape[1]) if config.learn_uncertainty else None
+    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
     full_config = {**(cache_config or {}), "transform": asdict(config)}
     path = None
     if cache_dir is not None and cache_config is not None:
@@ -68,9 +75,9 @@ def fit_transformation(
         if path.exists():
             state = load_torch(path, full_config)
             modules.load_state_dict(state["modules"])
-            return Transformation(psi.eval(), rho, state["history"])
+            return Transformation(psi.eval(), rho, state["history"], sigma)
     if config.solver == "adamw":
-        history = _train(modules, new_embeddings, old_embeddings, labels, config)
+        history = _train(psi, rho, sigma, new_embeddings, old_embeddings, labels, config)
     else:
         history = _solve_linear(psi, new_embeddings, old_embeddings, config.solver)
     if history and not math.isfinite(history[-1]):
@@ -80,7 +87,7 @@ def fit_transformation(
         save_torch(
             {"config": full_config, "history": history, "modules": modules.state_dict()}, path
         )
-    return Transformation(psi, rho, history)
+    return Transformation(psi, rho, history, sigma)
 
 
 @torch.no_grad()
@@ -104,19 +111,25 @@ def _solve_linear(
 
 
 def _train(
-    modules: nn.ModuleList,
+    psi: PsiNetwork,
+    rho: RhoHead | None,
+    sigma: UncertaintyHead | None,
     new_embeddings: torch.Tensor,
     old_embeddings: torch.Tensor,
     labels: torch.Tensor,
     config: TransformConfig,
 ) -> list[float]:
-    """Train ``modules`` (psi, then rho if learned) with AdamW and cosine decay over
-    ``config.epochs``; the mean loss of every epoch."""
-    psi, rho = modules[0], modules[1] if len(modules) > 1 else None
+    """Train psi (with rho and the uncertainty head, where learned) with AdamW and cosine
+    decay over ``config.epochs``; the mean loss of every epoch. ``new_embeddings`` are the
+    map's inputs and ``old_embeddings`` its targets (swapped for a forward map)."""
+    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
     mc_loss = MetricCompatibleLoss(config.tau)
     optimizer = torch.optim.AdamW(
         modules.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    classes = None
+    if config.discriminative_weight:  # the target space's classifier: its class means
+        classes = F.normalize(class_means(old_embeddings, labels, int(labels.max()) + 1), dim=1)
     n = len(labels)
     batch = min(config.batch_size, n)
     steps = n // batch
@@ -133,7 +146,13 @@ def _train(
             idx = order[i * batch : (i + 1) * batch]
             new, old = new_embeddings[idx], old_embeddings[idx]  # (b, d_n), (b, d_o)
             transformed = psi(new)  # (b, d_o)
-            loss = regression_loss(transformed, old)  # L_rt
+            if sigma is not None:  # FastFill: the regression with a learned variance
+                loss = heteroscedastic_loss(transformed, old, sigma(new))
+            else:
+                loss = regression_loss(transformed, old)  # L_rt
+            if classes is not None:  # FastFill's discriminative term, cosine logits
+                logits = DISCRIMINATIVE_SCALE * transformed @ classes.T  # (b, C)
+                loss = loss + config.discriminative_weight * F.cross_entropy(logits, labels[idx])
             if config.mc_weight:
                 head = rho(new) if rho is not None else new  # (b, d_n): the new side
                 mc = mc_loss(head, labels[idx], ref_emb=old, transformed=transformed)

@@ -78,9 +78,16 @@ def test_backfill_evaluate_writes_the_demo_s_outputs_and_a_psi_to_serve_with(
         )
     assert (out / "curves-random.png").is_file() and (out / "results.md").is_file()
     psi = load_psi(out / "psi-rt-mc.pt")
-    new = experiment.embeddings("new")
+    new, old = experiment.embeddings("new"), experiment.embeddings("old")
     torch.testing.assert_close(
         psi.transform(new), experiment.transformation("rt+mc").transform(new)
+    )
+    h = load_psi(out / "h-fastfill.pt")  # FastFill's h and its uncertainty head
+    fitted = experiment.transformation("fastfill")
+    torch.testing.assert_close(h.transform(old), fitted.transform(old))
+    torch.testing.assert_close(h.uncertainty(old), fitted.uncertainty(old))
+    np.testing.assert_array_equal(
+        np.argsort(-h.uncertainty(old).numpy(), kind="stable"), experiment.order("fastfill")
     )
 
 

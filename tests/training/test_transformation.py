@@ -67,3 +67,28 @@ def test_a_forward_map_is_fitted_from_the_old_space_onto_the_new():
     assert forward.transform(old).shape == (600, 10)
     with pytest.raises(ValueError, match="regression term alone"):
         TransformConfig(direction="forward", mc_weight=1.0)
+
+
+def test_fastfill_s_uncertainty_head_learns_which_items_the_map_cannot_fit():
+    """The items in one half of the old space have targets h cannot predict (noise):
+    FastFill's head, which sees the old embedding, gives them a higher predicted variance,
+    and its order backfills them first."""
+    from backfill_lib.core.orders import make_order
+
+    old = unit(800, 8, 6)
+    noisy = old[:, 0] > 0  # a region of the input the head can recognise
+    clean_target = torch.nn.functional.normalize(old @ torch.eye(8)[:, :6] + 0.05, dim=1)
+    new = torch.where(noisy[:, None], unit(800, 6, 7), clean_target)
+    labels = torch.arange(800) % 4
+    config = TransformConfig(direction="forward", learn_uncertainty=True, discriminative_weight=1.0)
+    fitted = fit_transformation(new, old, labels, config)
+    predicted = fitted.uncertainty(old)  # (800,) log variance, from the old embeddings
+    assert predicted[noisy].mean() > predicted[~noisy].mean() + 0.3
+    first_half = make_order("fastfill", 800, uncertainty=predicted)[:400]
+    assert noisy[torch.from_numpy(first_half)].float().mean() > 0.9
+    with pytest.raises(ValueError, match="learned no uncertainty"):
+        fit_transformation(
+            new, old, labels, TransformConfig(direction="forward", epochs=1)
+        ).uncertainty(old)
+    with pytest.raises(ValueError, match="FastFill's terms"):
+        TransformConfig(learn_uncertainty=True)  # a reverse map
