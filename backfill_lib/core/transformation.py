@@ -39,6 +39,7 @@ __all__ = [
     "UncertaintyHead",
     "heteroscedastic_loss",
     "regression_loss",
+    "side_information",
 ]
 
 
@@ -62,8 +63,10 @@ class TransformConfig:
     classifier, from embeddings alone); ``learn_uncertainty`` trains an
     :class:`UncertaintyHead` with the regression in the heteroscedastic form
     ``e * exp(-s) + s`` (``e`` an item's squared error, ``s`` its predicted log variance).
-    Each method registers its defaults (:mod:`backfill_lib.methods`); docs/choices.md records
-    how they were chosen.
+    ``side_information``: for a forward map, FCT's side-information, each image pooled to
+    this many pixels a side (:func:`side_information`) and given to h beside the old
+    embedding (0: none). Each method registers its defaults (:mod:`backfill_lib.methods`);
+    docs/choices.md records how they were chosen.
     """
 
     hidden: int = 256
@@ -79,6 +82,7 @@ class TransformConfig:
     direction: str = "reverse"
     discriminative_weight: float = 0.0
     learn_uncertainty: bool = False
+    side_information: int = 0
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -93,11 +97,12 @@ class TransformConfig:
             )
         if self.solver != "adamw" and self.hidden:
             raise ValueError(f"{self.solver} fits a linear map: set hidden 0")
-        fastfill = self.discriminative_weight or self.learn_uncertainty
+        fastfill = self.discriminative_weight or self.learn_uncertainty or self.side_information
         if fastfill and (self.direction != "forward" or self.solver != "adamw"):
             raise ValueError(
-                "discriminative_weight and learn_uncertainty are FastFill's terms for a forward "
-                "map trained by gradient descent: set direction 'forward' and solver 'adamw'"
+                "discriminative_weight, learn_uncertainty and side_information belong to a forward "
+                "map trained by gradient descent (FCT, FastFill): set direction 'forward' and "
+                "solver 'adamw'"
             )
 
 
@@ -162,6 +167,7 @@ class Transformation:
     rho: RhoHead | None
     history: list[float]
     uncertainty_head: UncertaintyHead | None = None
+    side_information: int = 0  # a forward map's input: the old embedding and this side-info
 
     @torch.no_grad()
     def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
@@ -180,6 +186,18 @@ class Transformation:
         if self.uncertainty_head is None:
             raise ValueError("this transformation learned no uncertainty (learn_uncertainty)")
         return self.uncertainty_head.eval()(embeddings)
+
+
+@torch.no_grad()
+def side_information(images: torch.Tensor, size: int, batch: int = 4096) -> torch.Tensor:
+    """FCT's side-information, its cheapest kind: each uint8 image ``(N, C, H, W)`` averaged
+    down to ``size x size`` pixels and stored as uint8 beside its old embedding
+    (``C * size**2`` bytes per item), read back as ``(N, C * size**2)`` floats in [0, 1]."""
+    pooled = [
+        F.adaptive_avg_pool2d(images[i : i + batch].float(), size).round().flatten(1)
+        for i in range(0, len(images), batch)
+    ]
+    return torch.cat(pooled) / 255  # (N, C * size * size), as stored: uint8
 
 
 def heteroscedastic_loss(

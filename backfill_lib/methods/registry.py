@@ -58,6 +58,7 @@ __all__ = [
     "get_method",
     "method_names",
     "register",
+    "side_information_name",
     "trained_models",
     "transformed_query_parts",
 ]
@@ -213,13 +214,24 @@ def transformed_query_parts(
     return parts
 
 
+def side_information_name(size: int) -> str:
+    """The name under which a gallery carries its side-information of ``size`` pixels a
+    side (:func:`~backfill_lib.core.transformation.side_information`), beside its models."""
+    return f"side-{size}px"
+
+
 def forward_parts(name: str) -> Callable[[GalleryEmbeddings], merge.TwoPartEmbeddings]:
     """The ``parts`` of a forward transformation: the new query ``phi_n(q)`` against one
     space, the old part holding ``h(phi_o(g))`` (the stored old embeddings upgraded by the
-    fitted h) and the new part ``phi_n(g)``."""
+    fitted h; with side-information, ``h(phi_o(g), side(g))``) and the new part
+    ``phi_n(g)``."""
 
     def parts(gallery: GalleryEmbeddings) -> merge.TwoPartEmbeddings:
-        upgraded = gallery.transformations[name].transform(gallery.models["old"])  # (N, d_n)
+        fitted, stored = gallery.transformations[name], gallery.models["old"]  # (N, d_o)
+        if fitted.side_information:  # FCT's side-information, stored beside each item
+            side = gallery.models[side_information_name(fitted.side_information)]
+            stored = torch.cat([stored, side], dim=1)  # (N, d_o + s)
+        upgraded = fitted.transform(stored)  # (N, d_n)
         new = gallery.models["new"]
         return merge.single_space(new, upgraded, new)
 

@@ -13,6 +13,7 @@ artefact alone (:meth:`~Experiment.model`, :meth:`~Experiment.embeddings`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -33,9 +34,15 @@ from ..core.metrics import (
 )
 from ..core.orders import ORDER_KINDS, make_order, softmax_entropy
 from ..core.statistics import Bootstrap
-from ..core.transformation import Transformation
+from ..core.transformation import Transformation, side_information
 from ..data.splits import ExperimentData
-from ..methods.registry import GalleryEmbeddings, get_method, method_names, trained_models
+from ..methods.registry import (
+    GalleryEmbeddings,
+    get_method,
+    method_names,
+    side_information_name,
+    trained_models,
+)
 from ..models.embedding import EmbeddingModel
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
@@ -135,24 +142,52 @@ class Experiment:
     def embed(self, plan: Plan, models: dict[str, EmbeddingModel]) -> Embeddings:
         """Stage 3: each model's embeddings of the query/gallery set; when the plan fits a
         transformation, the old model's and each mapped model's (the new one, or a
-        compatible one) of the new training images too."""
+        compatible one) of the new training images too, and any side-information a forward
+        map reads (:meth:`side_information`) of both image sets."""
         mapped = (get_method(m).mapped_from for m in plan.transformations)
         fitted_on = tuple(dict.fromkeys(("old", *mapped))) if plan.transformations else ()
+        sides = self._side_sizes(plan.transformations)
         return Embeddings(
-            test={name: self.embeddings(name) for name in models},
-            train={name: self.embeddings(name, "train") for name in fitted_on},
+            test={name: self.embeddings(name) for name in models}
+            | {side_information_name(s): self.side_information(s) for s in sides},
+            train={name: self.embeddings(name, "train") for name in fitted_on}
+            | {side_information_name(s): self.side_information(s, "train") for s in sides},
         )
 
     def fit_transformations(self, plan: Plan, embeddings: Embeddings) -> dict[str, Transformation]:
         """Stage 4: psi (and rho) of each transformation method of the plan, fitted on
         ``embeddings.train`` (cached by the two models' keys and the method's config)."""
-        if not plan.transformations:
-            return {}
-        train, old = embeddings.train, embeddings.train["old"]  # what stage 3 embedded
         return {
-            m: self.artefacts.transformation(m, train[get_method(m).mapped_from], old)
+            m: self.artefacts.transformation(m, *self._fit_inputs(m, embeddings.train))
             for m in plan.transformations
         }
+
+    def _side_sizes(self, methods: tuple[str, ...]) -> tuple[int, ...]:
+        """The side-information sizes the transformations of ``methods`` read (FCT's)."""
+        sizes = (self.config.transformations[m].side_information for m in methods)
+        return tuple(sorted({size for size in sizes if size}))
+
+    def _fit_inputs(
+        self, method: str, train: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``method``'s map is fitted on, from the training images' embeddings
+        ``train``: the mapped model's embeddings, and the old model's (with the
+        side-information after them, for a forward map that reads it)."""
+        old, size = train["old"], self.config.transformations[method].side_information
+        if size:
+            old = torch.cat([old, train[side_information_name(size)]], dim=1)  # (N, d_o + s)
+        return train[get_method(method).mapped_from], old
+
+    def side_information(self, size: int, split: str = "test") -> torch.Tensor:
+        """FCT's side-information (:func:`~backfill_lib.core.transformation.side_information`)
+        of the ``test`` images or the new model's ``train`` images, ``(N, C * size**2)``."""
+        images = self.data.test_data[0] if split == "test" else self.data.training_data("new")[0]
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(
+                f"{self.config.dataset}: FCT's side-information is computed from images held in "
+                "memory, not read from files a batch at a time (stream:); leave fct+side out"
+            )
+        return side_information(images, size)
 
     def evaluate_curves(
         self, plan: Plan, gallery: GalleryEmbeddings, order: str
@@ -233,16 +268,22 @@ class Experiment:
     def transformation(self, method: str) -> Transformation:
         """The fitted transformation of ``rt`` or ``rt+mc`` (any transformation method),
         fitted or loaded."""
-        new = self.embeddings(get_method(method).mapped_from, "train")
-        old = self.embeddings("old", "train")
-        return self.artefacts.transformation(method, new, old)
+        names = ("old", get_method(method).mapped_from)
+        train: dict[str, torch.Tensor] = {m: self.embeddings(m, "train") for m in names}
+        size = self.config.transformations[method].side_information
+        if size:
+            train[side_information_name(size)] = self.side_information(size, "train")
+        return self.artefacts.transformation(method, *self._fit_inputs(method, train))
 
     def parts(self, method: str) -> TwoPartEmbeddings:
         """The merge rule of ``method`` on the test set (the registry's ``parts``), from the
         models and the transformation it needs."""
         entry = get_method(method)
         fitted = {method: self.transformation(method)} if entry.transformation else {}
-        return entry.parts(GalleryEmbeddings({m: self.embeddings(m) for m in entry.models}, fitted))
+        models = {m: self.embeddings(m) for m in entry.models}
+        for size in self._side_sizes((method,) if entry.transformation else ()):
+            models[side_information_name(size)] = self.side_information(size)
+        return entry.parts(GalleryEmbeddings(models, fitted))
 
     def order(self, kind: str) -> np.ndarray:
         """The backfill order of the test gallery: ``random``, ``uncertainty`` (the old

@@ -58,6 +58,8 @@ class PackExperiment:
         self.pack = pack if isinstance(pack, Pack) else load_pack(pack)
         for method in methods:
             entry = get_method(method)
+            if entry.transformation is not None and entry.transformation.side_information:
+                raise ValueError(f"{method} reads side-information from images, which a pack lacks")
             if entry.transformation is not None and entry.mapped_from not in self.pack.train:
                 raise ValueError(
                     f"{method} fits psi on the {entry.mapped_from} model's training embeddings, "

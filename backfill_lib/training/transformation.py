@@ -52,8 +52,10 @@ def fit_transformation(
     ``new_embeddings (N, d_n)``, ``old_embeddings (N, d_o)``, ``labels (N,)``; ``config``
     defaults to ``TransformConfig()`` (plain RT). With ``config.direction == "forward"`` the
     map is fitted from the old embeddings onto the new ones (FCT's h: its ``transform``
-    takes old embeddings). Cached under ``cache_dir/checkpoints/transform-<key>.pt`` when
-    ``cache_config`` is given.
+    takes old embeddings; with ``config.side_information``, ``old_embeddings`` holds each
+    item's side-information after its embedding, and so must ``transform``'s input).
+    Cached under ``cache_dir/checkpoints/transform-<key>.pt`` when ``cache_config`` is
+    given.
     """
     config = config or TransformConfig()
     if config.direction == "forward":  # h: old -> new, the same fit with the roles swapped
@@ -75,7 +77,7 @@ def fit_transformation(
         if path.exists():
             state = load_torch(path, full_config)
             modules.load_state_dict(state["modules"])
-            return Transformation(psi.eval(), rho, state["history"], sigma)
+            return Transformation(psi.eval(), rho, state["history"], sigma, config.side_information)
     if config.solver == "adamw":
         history = _train(psi, rho, sigma, new_embeddings, old_embeddings, labels, config)
     else:
@@ -87,7 +89,7 @@ def fit_transformation(
         save_torch(
             {"config": full_config, "history": history, "modules": modules.state_dict()}, path
         )
-    return Transformation(psi, rho, history, sigma)
+    return Transformation(psi, rho, history, sigma, config.side_information)
 
 
 @torch.no_grad()

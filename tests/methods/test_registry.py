@@ -34,13 +34,13 @@ def test_the_registry_lists_every_method_once_by_family():
     assert method_names() == (
         *("old/old", "new/new", "new/old", "drm", "bct", "advbct", "ract", "l2"),
         *("rt", "rt+mc", "rt+mc+rho", "bct+rt+mc", "rt-ls", "rt-procrustes"),
-        *("fct", "fastfill"),
+        *("fct", "fct+side", "fastfill"),
     )
     assert method_names("compatible") == ("bct", "advbct", "ract", "l2")
     assert method_names("online") == (
         *("drm", "rt", "rt+mc", "rt+mc+rho", "bct+rt+mc", "rt-ls", "rt-procrustes"),
     )
-    assert method_names("forward") == ("fct", "fastfill")
+    assert method_names("forward") == ("fct", "fct+side", "fastfill")
     assert get_method("rt+mc").transformation == TransformConfig(mc_weight=4.0)
     assert get_method("rt").transformation == TransformConfig()  # regression only
     assert get_method("drm").transformation is None and get_method("bct").transformation is None
@@ -53,6 +53,7 @@ def test_the_registry_lists_every_method_once_by_family():
         "rt-ls": TransformConfig(hidden=0, solver="least_squares"),
         "rt-procrustes": TransformConfig(hidden=0, solver="procrustes"),
         "fct": TransformConfig(direction="forward"),
+        "fct+side": TransformConfig(direction="forward", side_information=4),
         "fastfill": TransformConfig(
             direction="forward", discriminative_weight=1.0, learn_uncertainty=True
         ),

@@ -65,6 +65,7 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         "rt-ls",
         "rt-procrustes",
         "fct",
+        "fct+side",
         "fastfill",
     }
     for m in res["methods"].values():

@@ -109,7 +109,9 @@ def test_an_options_file_sets_the_methods_it_names_and_says_so(tmp_path):
     rt_mc = config.transformations["rt+mc"]
     assert (rt_mc.tau, rt_mc.mc_weight, rt_mc.hidden) == (0.2, 16, 256)
     assert config.options.startswith(f"tuned: {tmp_path / 'options.json'} (bct, rt+mc;")
-    assert "rt+mc+rho, bct+rt+mc, rt-ls, rt-procrustes, fct, fastfill: fallback" in (config.options)
+    assert "rt+mc+rho, bct+rt+mc, rt-ls, rt-procrustes, fct, fct+side, fastfill: fallback" in (
+        config.options
+    )
     assert default_config("digits").options.startswith("fallback: the registry's options")
 
 
@@ -144,7 +146,7 @@ def test_tune_on_digits_writes_the_options_that_drive_the_demo(cache, tmp_path, 
     assert "backfill: options:" not in capsys.readouterr().err
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert results["options"].startswith(
-        f"tuned: {options} (bct, advbct, ract, l2, rt, rt+mc, rt+mc+rho, fct, fastfill;"
+        f"tuned: {options} (bct, advbct, ract, l2, rt, rt+mc, rt+mc+rho, fct, fct+side, fastfill;"
     )
     assert results["config"]["compatible_losses"]["bct"] == record["compatible_losses"]["bct"]
     assert results["config"]["transformations"]["rt+mc"] == record["transformations"]["rt+mc"]

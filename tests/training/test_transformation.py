@@ -90,5 +90,18 @@ def test_fastfill_s_uncertainty_head_learns_which_items_the_map_cannot_fit():
         fit_transformation(
             new, old, labels, TransformConfig(direction="forward", epochs=1)
         ).uncertainty(old)
-    with pytest.raises(ValueError, match="FastFill's terms"):
+    with pytest.raises(ValueError, match="belong to a forward map"):
         TransformConfig(learn_uncertainty=True)  # a reverse map
+
+
+def test_side_information_is_each_image_averaged_down_and_stored_as_bytes():
+    from backfill_lib.core.transformation import side_information
+
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    side = side_information(images, 4, batch=2)  # (5, 3 * 4 * 4)
+    assert side.shape == (5, 48) and side.min() >= 0 and side.max() <= 1
+    block = images[2, 1, 8:16, 24:32].float().mean().round() / 255  # channel 1, row 1, col 3
+    assert side[2, 16 + 1 * 4 + 3] == block
+    assert torch.equal((side * 255).round(), side * 255 // 1)  # whole bytes
+    with pytest.raises(ValueError, match="belong to a forward map"):
+        TransformConfig(side_information=4)
