@@ -16,6 +16,7 @@ from ..core.statistics import (
     per_query_mean,
     trapezoid_auc,
 )
+from ..methods.registry import get_method
 
 __all__ = ["INTERVAL_METRICS", "add_intervals", "bootstrap_curves", "summarise_methods"]
 
@@ -26,7 +27,8 @@ Evaluated = dict[str, tuple[TwoPartEmbeddings, Curve]]  # method -> (its parts, 
 
 def summarise_methods(evaluated: Evaluated) -> dict[str, dict]:
     """``results.json``'s ``methods``: each method's curve and its summaries (AUCs, final
-    mAP, relative gain and negative flip rate against ``old/old``, passes per query). The
+    mAP, relative gain and negative flip rate against ``old/old``, backbone passes per query,
+    and transformation passes per stored gallery item before serving: FCT's h, 1). The
     references ``old/old`` and ``new/new`` must be among ``evaluated``."""
     curves = {method: curve for method, (_, curve) in evaluated.items()}
     old_old = float(curves["old/old"].mAP[0])
@@ -43,6 +45,7 @@ def summarise_methods(evaluated: Evaluated) -> dict[str, dict]:
             "relative_gain": relative_gain(auc(c.mAP), old_old, new_new),
             "negative_flip_rate": negative_flip_rate(reference_top1, c.top1_hits),
             "query_forward_passes": evaluated[m][0].forward_passes,
+            "gallery_transform_passes": int(get_method(m).family == "forward"),
             "auc_mAP_trapezoid": trapezoid_auc(c.mAP),
             "auc_top1_trapezoid": trapezoid_auc(c.top1),
         }

@@ -31,6 +31,7 @@ COLUMNS = (
     ("rel. gain %", "{:.1f}"),
     ("NFR %", "{:.2f}"),
     ("passes", "{}"),
+    ("h per item", "{}"),
 )
 
 
@@ -51,6 +52,7 @@ def table_rows(results: dict) -> list[list[str]]:
             m["relative_gain"],
             100 * m["negative_flip_rate"],
             m["query_forward_passes"],
+            m.get("gallery_transform_passes"),
         )
         rows.append([_number(fmt, v) for (_, fmt), v in zip(COLUMNS, values, strict=True)])
     return rows
@@ -83,6 +85,9 @@ COLUMN_MEANINGS = {
     "NFR %": "negative flip rate: share of queries whose first result was right under old/old "
     "and is wrong at t, averaged over the curve (regressions users notice)",
     "passes": "backbone forward passes per query (DRM embeds each query with both models)",
+    "h per item": "transformation passes per stored gallery item before serving: 1 for a "
+    "forward transformation (FCT's h upgrades every old embedding first; bench/forward_cost.py "
+    "puts one at about 1/3,000 of a backbone pass), 0 for every other method",
 }
 
 
