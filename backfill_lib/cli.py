@@ -452,10 +452,11 @@ def _pack(args: argparse.Namespace, start: float) -> None:
         raise ValueError(f"--out {args.out}: a pack is an .npz file")
     _check_writable_folder(args.out.parent, "--out's folder")
     experiment = Experiment(_config(args), args.data_root, args.cache, args.download)
+    models = f" --models {' '.join(args.models)}" if args.models else ""
     command = (
         f"backfill pack --dataset {args.dataset} --setting {args.setting} --profile "
         f"{args.profile} --train-per-class {args.train_per_class} --thumbnails-per-class "
-        f"{args.thumbnails_per_class} --models {' '.join(args.models)} --out {args.out}"
+        f"{args.thumbnails_per_class}{models} --out {args.out}"
     )
     pack = build_pack(
         experiment,

@@ -18,7 +18,7 @@ from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import Curve, evaluate_curve
 from ..core.orders import ORDERS, make_order
 from ..core.transformation import Transformation, TransformConfig
-from ..methods.registry import GalleryEmbeddings, get_method
+from ..methods.registry import GalleryEmbeddings, get_method, method_names
 from ..training.transformation import fit_transformation
 from .pack import Pack, load_pack
 from .summary import add_intervals, bootstrap_curves, summarise_methods
@@ -73,7 +73,9 @@ class PackExperiment:
                     f"`backfill pack --models {' '.join(sorted(missing))}` packs them"
                 )
         meta = self.pack.meta
-        psi = {m: TransformConfig(**c) for m, c in meta["transformations"].items()}
+        registered = {m: get_method(m).transformation for m in method_names()}
+        psi = {m: c for m, c in registered.items() if c is not None}  # methods packed since
+        psi |= {m: TransformConfig(**c) for m, c in meta["transformations"].items()}
         self.config = PackConfig(
             meta["dataset"],
             meta["setting"],
