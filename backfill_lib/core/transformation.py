@@ -169,6 +169,22 @@ class Transformation:
     uncertainty_head: UncertaintyHead | None = None
     side_information: int = 0  # a forward map's input: the old embedding and this side-info
 
+    @classmethod
+    def untrained(cls, in_dim: int, out_dim: int, config: TransformConfig) -> Transformation:
+        """The modules ``config`` asks for, at initialisation (in this order, from the torch
+        seed): psi ``(B, in_dim) -> (B, out_dim)``, then rho and the uncertainty head on
+        its input where learned."""
+        psi = PsiNetwork(in_dim, out_dim, config.hidden)
+        rho = RhoHead(in_dim) if config.learn_new_head else None
+        sigma = UncertaintyHead(in_dim) if config.learn_uncertainty else None
+        return cls(psi, rho, [], sigma, config.side_information)
+
+    @property
+    def modules(self) -> nn.ModuleList:
+        """psi, rho and the uncertainty head (those learned): what is trained and saved."""
+        parts = (self.psi, self.rho, self.uncertainty_head)
+        return nn.ModuleList([m for m in parts if m is not None])
+
     @torch.no_grad()
     def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
         """psi: ``(N, d_n) -> (N, d_o)`` unit."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from ..core.transformation import TransformConfig
 from .registry import Method, forward_parts, register
+from .rt import PSI_SEARCH_SPACE
 
 __all__: list[str] = []
 
@@ -41,7 +42,7 @@ register(
         parts=forward_parts("fct"),
         models=("old", "new"),
         transformation=TransformConfig(direction="forward"),
-        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+        search_space=PSI_SEARCH_SPACE,
     )
 )
 
@@ -54,7 +55,7 @@ register(
         parts=forward_parts("fct+side"),
         models=("old", "new"),
         transformation=TransformConfig(direction="forward", side_information=4),
-        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+        search_space=PSI_SEARCH_SPACE,
     )
 )
 
@@ -69,6 +70,6 @@ register(
         transformation=TransformConfig(
             direction="forward", discriminative_weight=1.0, learn_uncertainty=True
         ),
-        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+        search_space=PSI_SEARCH_SPACE,
     )
 )

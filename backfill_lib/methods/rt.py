@@ -14,7 +14,11 @@ from __future__ import annotations
 from ..core.transformation import TransformConfig
 from .registry import Method, register, transformed_query_parts
 
-__all__: list[str] = []
+__all__ = ["PSI_SEARCH_SPACE"]
+
+# What ``backfill tune`` searches for a map fitted by gradient descent without the
+# metric-compatible loss: its width and learning rate (rt here, FCT's and FastFill's h too).
+PSI_SEARCH_SPACE = {"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)}
 
 register(
     Method(
@@ -25,6 +29,6 @@ register(
         parts=transformed_query_parts("rt"),
         models=("old", "new"),
         transformation=TransformConfig(),
-        search_space={"hidden": (0, 128, 256, 512), "lr": (1e-3, 3e-3, 1e-2)},
+        search_space=PSI_SEARCH_SPACE,
     )
 )

@@ -24,7 +24,14 @@ from __future__ import annotations
 from ..core.transformation import TransformConfig
 from .registry import Method, register, transformed_query_parts
 
-__all__: list[str] = []
+__all__ = ["MC_SEARCH_SPACE"]
+
+# What ``backfill tune`` searches for psi with the metric-compatible loss (rho learned or not)
+MC_SEARCH_SPACE = {
+    "tau": (0.05, 0.1, 0.2, 0.4),
+    "mc_weight": (1.0, 4.0, 16.0, 64.0),
+    "hidden": (256, 512),
+}
 
 register(
     Method(
@@ -35,11 +42,7 @@ register(
         parts=transformed_query_parts("rt+mc"),
         models=("old", "new"),
         transformation=TransformConfig(mc_weight=4.0),
-        search_space={
-            "tau": (0.05, 0.1, 0.2, 0.4),
-            "mc_weight": (1.0, 4.0, 16.0, 64.0),
-            "hidden": (256, 512),
-        },
+        search_space=MC_SEARCH_SPACE,
     )
 )
 
@@ -52,11 +55,7 @@ register(
         parts=transformed_query_parts("rt+mc+rho"),
         models=("old", "new"),
         transformation=TransformConfig(mc_weight=4.0, learn_new_head=True),
-        search_space={
-            "tau": (0.05, 0.1, 0.2, 0.4),
-            "mc_weight": (1.0, 4.0, 16.0, 64.0),
-            "hidden": (256, 512),
-        },
+        search_space=MC_SEARCH_SPACE,
     )
 )
 

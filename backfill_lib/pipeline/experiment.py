@@ -146,12 +146,11 @@ class Experiment:
         map reads (:meth:`side_information`) of both image sets."""
         mapped = (get_method(m).mapped_from for m in plan.transformations)
         fitted_on = tuple(dict.fromkeys(("old", *mapped))) if plan.transformations else ()
-        sides = self._side_sizes(plan.transformations)
         return Embeddings(
             test={name: self.embeddings(name) for name in models}
-            | {side_information_name(s): self.side_information(s) for s in sides},
+            | self._sides(plan.transformations, "test"),
             train={name: self.embeddings(name, "train") for name in fitted_on}
-            | {side_information_name(s): self.side_information(s, "train") for s in sides},
+            | self._sides(plan.transformations, "train"),
         )
 
     def fit_transformations(self, plan: Plan, embeddings: Embeddings) -> dict[str, Transformation]:
@@ -162,10 +161,12 @@ class Experiment:
             for m in plan.transformations
         }
 
-    def _side_sizes(self, methods: tuple[str, ...]) -> tuple[int, ...]:
-        """The side-information sizes the transformations of ``methods`` read (FCT's)."""
-        sizes = (self.config.transformations[m].side_information for m in methods)
-        return tuple(sorted({size for size in sizes if size}))
+    def _sides(self, methods: tuple[str, ...], split: str) -> dict[str, torch.Tensor]:
+        """The side-information the transformations of ``methods`` read (FCT's), of
+        ``split``'s images, under the names a gallery carries it by."""
+        transformations = self.config.transformations
+        sizes = {transformations[m].side_information for m in methods if m in transformations}
+        return {side_information_name(s): self.side_information(s, split) for s in sizes if s}
 
     def _fit_inputs(
         self, method: str, train: Mapping[str, torch.Tensor]
@@ -269,10 +270,7 @@ class Experiment:
         """The fitted transformation of ``rt`` or ``rt+mc`` (any transformation method),
         fitted or loaded."""
         names = ("old", get_method(method).mapped_from)
-        train: dict[str, torch.Tensor] = {m: self.embeddings(m, "train") for m in names}
-        size = self.config.transformations[method].side_information
-        if size:
-            train[side_information_name(size)] = self.side_information(size, "train")
+        train = {m: self.embeddings(m, "train") for m in names} | self._sides((method,), "train")
         return self.artefacts.transformation(method, *self._fit_inputs(method, train))
 
     def parts(self, method: str) -> TwoPartEmbeddings:
@@ -280,9 +278,7 @@ class Experiment:
         models and the transformation it needs."""
         entry = get_method(method)
         fitted = {method: self.transformation(method)} if entry.transformation else {}
-        models = {m: self.embeddings(m) for m in entry.models}
-        for size in self._side_sizes((method,) if entry.transformation else ()):
-            models[side_information_name(size)] = self.side_information(size)
+        models = {m: self.embeddings(m) for m in entry.models} | self._sides((method,), "test")
         return entry.parts(GalleryEmbeddings(models, fitted))
 
     def order(self, kind: str) -> np.ndarray:

@@ -37,11 +37,8 @@ from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import Curve, evaluate_curve
 from ..core.orders import make_order
 from ..core.transformation import (
-    PsiNetwork,
-    RhoHead,
     Transformation,
     TransformConfig,
-    UncertaintyHead,
 )
 from ..methods.registry import GalleryEmbeddings, get_method
 from ..storage import load_torch, save_torch
@@ -297,15 +294,13 @@ def embed_image_folder(
 def save_psi(fitted: Transformation, config: TransformConfig, path: str | Path) -> Path:
     """Write a fitted transformation (psi, and rho if learned) with its configuration, for
     :func:`load_psi` (and then ``BackfillIndex(..., to_old_space=psi.transform)``)."""
-    parts = (fitted.psi, fitted.rho, fitted.uncertainty_head)
-    modules = nn.ModuleList([m for m in parts if m is not None])
     record = {
         "format": PSI_FORMAT,
         "transform": asdict(config),
         "new_dim": fitted.psi.new_dim,
         "old_dim": fitted.psi.old_dim,
         "history": fitted.history,
-        "modules": modules.state_dict(),
+        "modules": fitted.modules.state_dict(),
     }
     return save_torch(record, path)
 
@@ -316,10 +311,8 @@ def load_psi(path: str | Path) -> Transformation:
     if not isinstance(record, dict) or record.get("format") != PSI_FORMAT:
         raise ValueError(f"{path} is not a transformation written by `backfill evaluate`")
     config = TransformConfig(**record["transform"])
-    psi = PsiNetwork(record["new_dim"], record["old_dim"], config.hidden)
-    rho = RhoHead(record["new_dim"]) if config.learn_new_head else None
-    sigma = UncertaintyHead(record["new_dim"]) if config.learn_uncertainty else None
-    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
-    modules.load_state_dict(record["modules"])
-    modules.eval()
-    return Transformation(psi, rho, list(record["history"]), sigma)
+    fitted = Transformation.untrained(record["new_dim"], record["old_dim"], config)
+    fitted.modules.load_state_dict(record["modules"])
+    fitted.modules.eval()
+    fitted.history = list(record["history"])
+    return fitted

@@ -23,10 +23,8 @@ from ..core.embeddings import class_means
 from ..core.transformation import (
     MetricCompatibleLoss,
     PsiNetwork,
-    RhoHead,
     Transformation,
     TransformConfig,
-    UncertaintyHead,
     heteroscedastic_loss,
     regression_loss,
 )
@@ -66,30 +64,28 @@ def fit_transformation(
     if len(new_embeddings) != len(old_embeddings) or len(labels) != len(new_embeddings):
         raise ValueError("new_embeddings, old_embeddings and labels must have the same length")
     torch.manual_seed(config.seed)
-    psi = PsiNetwork(new_embeddings.shape[1], old_embeddings.shape[1], config.hidden)
-    rho = RhoHead(new_embeddings.shape[1]) if config.learn_new_head else None
-    sigma = UncertaintyHead(new_embeddings.shape[1]) if config.learn_uncertainty else None
-    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
+    fitted = Transformation.untrained(new_embeddings.shape[1], old_embeddings.shape[1], config)
     full_config = {**(cache_config or {}), "transform": asdict(config)}
     path = None
     if cache_dir is not None and cache_config is not None:
         path = Path(cache_dir) / "checkpoints" / f"transform-{config_key(full_config)}.pt"
         if path.exists():
             state = load_torch(path, full_config)
-            modules.load_state_dict(state["modules"])
-            return Transformation(psi.eval(), rho, state["history"], sigma, config.side_information)
+            fitted.modules.load_state_dict(state["modules"])
+            fitted.modules.eval()
+            fitted.history = state["history"]
+            return fitted
     if config.solver == "adamw":
-        history = _train(psi, rho, sigma, new_embeddings, old_embeddings, labels, config)
+        fitted.history = _train(fitted, new_embeddings, old_embeddings, labels, config)
     else:
-        history = _solve_linear(psi, new_embeddings, old_embeddings, config.solver)
-    if history and not math.isfinite(history[-1]):
-        raise TrainingDivergedError(f"psi training diverged (loss {history[-1]}); lower lr")
-    modules.eval()
+        fitted.history = _solve_linear(fitted.psi, new_embeddings, old_embeddings, config.solver)
+    if fitted.history and not math.isfinite(fitted.history[-1]):
+        raise TrainingDivergedError(f"psi training diverged (loss {fitted.history[-1]}); lower lr")
+    fitted.modules.eval()
     if path is not None:
-        save_torch(
-            {"config": full_config, "history": history, "modules": modules.state_dict()}, path
-        )
-    return Transformation(psi, rho, history, sigma, config.side_information)
+        record = {"config": full_config, "history": fitted.history}
+        save_torch({**record, "modules": fitted.modules.state_dict()}, path)
+    return fitted
 
 
 @torch.no_grad()
@@ -113,18 +109,17 @@ def _solve_linear(
 
 
 def _train(
-    psi: PsiNetwork,
-    rho: RhoHead | None,
-    sigma: UncertaintyHead | None,
+    fitted: Transformation,
     new_embeddings: torch.Tensor,
     old_embeddings: torch.Tensor,
     labels: torch.Tensor,
     config: TransformConfig,
 ) -> list[float]:
-    """Train psi (with rho and the uncertainty head, where learned) with AdamW and cosine
-    decay over ``config.epochs``; the mean loss of every epoch. ``new_embeddings`` are the
-    map's inputs and ``old_embeddings`` its targets (swapped for a forward map)."""
-    modules = nn.ModuleList([m for m in (psi, rho, sigma) if m is not None])
+    """Train ``fitted``'s modules (psi, with rho and the uncertainty head where learned) with
+    AdamW and cosine decay over ``config.epochs``; the mean loss of every epoch.
+    ``new_embeddings`` are the map's inputs and ``old_embeddings`` its targets (swapped for
+    a forward map)."""
+    psi, rho, sigma, modules = fitted.psi, fitted.rho, fitted.uncertainty_head, fitted.modules
     mc_loss = MetricCompatibleLoss(config.tau)
     optimizer = torch.optim.AdamW(
         modules.parameters(), lr=config.lr, weight_decay=config.weight_decay
