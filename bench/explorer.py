@@ -18,7 +18,7 @@ from _common import experiment_parser
 
 from backfill_lib import BackfillExplorer, Experiment, default_config
 
-METHODS = ("new/old", "drm", "bct", "rt", "rt+mc")  # notebook 06's
+METHODS = ("new/old", "drm", "bct", "rt", "rt+mc")  # notebook 07's
 POSITIONS = (0.05, 0.3, 0.45, 0.7, 0.95)
 
 

@@ -1,5 +1,5 @@
 """What each notebook costs a student: run time and peak memory, executed in order from an
-empty cache (as a student's first pass runs them), and notebook 08 at its lighter default
+empty cache (as a student's first pass runs them), and notebook 09 at its lighter default
 (100,000 items) beside a million items, side by side.
 
     python bench/notebooks.py [--out bench/notebooks.json] [--million]
@@ -11,7 +11,7 @@ JupyterHub's per-user limit must allow). It prints the rows of the course page's
 (docs/course.md); ``--out`` writes the figures as JSON, and a test checks the page against
 that file.
 
-Last line: ``ratio <notebook 08's peak at 100,000 items / at a million>`` (with
+Last line: ``ratio <notebook 09's peak at 100,000 items / at a million>`` (with
 ``--million``; without it, the heaviest notebook's peak in GiB).
 """
 
@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+SCALE = next(n for n in NOTEBOOKS if n.stem.endswith("_backfilling_at_scale"))
+MILLION = f"{SCALE.stem[:2]} at 1,000,000 items"  # the record's key for it
 
 
 def run_one(notebook: Path) -> None:
@@ -69,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
-    parser.add_argument("--million", action="store_true", help="also 08 at 1,000,000 items")
+    parser.add_argument("--million", action="store_true", help=f"also {MILLION}")
     args = parser.parse_args()
     if args.one:
         run_one(args.one)
@@ -82,26 +84,27 @@ def main() -> None:
             figures[notebook.stem] = measure(notebook, env)
             print(f"{notebook.stem}: {figures[notebook.stem]}", flush=True)
         if args.million:
-            eight = next(n for n in NOTEBOOKS if n.stem.startswith("08"))
-            million = measure(eight, {**env, "BACKFILL_SCALE_ITEMS": "1000000"})
-            print(f"{eight.stem} at 1,000,000 items: {million}", flush=True)
+            million = measure(SCALE, {**env, "BACKFILL_SCALE_ITEMS": "1000000"})
+            print(f"{MILLION}: {million}", flush=True)
     record = {
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "date": date.today().isoformat(),
         "notebooks": figures,
-        **({"08 at 1,000,000 items": million} if args.million else {}),
+        **({MILLION: million} if args.million else {}),
     }
     if args.out:
         args.out.write_text(json.dumps(record, indent=2) + "\n")
-    rows = {**figures, **({"08 at 1,000,000 items": million} if args.million else {})}
+    rows = {**figures, **({MILLION: million} if args.million else {})}
     for name, f in rows.items():  # docs/course.md's table
         print(f"| {name} | {f['seconds'] / 60:.1f} | {f['peak_gib']:.2f} |")
     heaviest = max(f["peak_gib"] for f in figures.values())
     total = sum(f["seconds"] for f in figures.values())
-    print(f"all eight in order from an empty cache: {total / 60:.1f} min; peak {heaviest} GiB")
+    print(
+        f"all {len(NOTEBOOKS)} in order from an empty cache: {total / 60:.1f} min; "
+        f"peak {heaviest} GiB"
+    )
     if args.million:
-        eight_peak = next(f for name, f in figures.items() if name.startswith("08"))["peak_gib"]
-        print(f"ratio {eight_peak / million['peak_gib']:.2f}")
+        print(f"ratio {figures[SCALE.stem]['peak_gib'] / million['peak_gib']:.2f}")
     else:
         print(f"ratio {heaviest}")
 

@@ -23,7 +23,7 @@ from ..training.transformation import fit_transformation
 from .pack import Pack, load_pack
 from .summary import add_intervals, bootstrap_curves, summarise_methods
 
-__all__ = ["PackConfig", "PackExperiment"]
+__all__ = ["PackConfig", "PackData", "PackExperiment"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,24 @@ class PackConfig:
     steps: int = 20
     order_seed: int = 0
     transformations: dict[str, TransformConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PackData:
+    """What a notebook reads of an experiment's ``data`` on a pack: the test labels, the
+    test images (the thumbnails when pictured, else None) and the dataset's name and class
+    names; :meth:`training_data` gives the training sample's labels (its images are not
+    packed)."""
+
+    test_labels: torch.Tensor
+    test_data: tuple[torch.Tensor | None, torch.Tensor]
+    dataset: SimpleNamespace
+    train_labels: torch.Tensor
+
+    def training_data(self, model: str = "new") -> tuple[None, torch.Tensor]:
+        """``(None, labels (M,))`` of the packed training sample, on which psi is fitted
+        (the same images for the old and new model's embeddings)."""
+        return None, self.train_labels
 
 
 class PackExperiment:
@@ -89,10 +107,11 @@ class PackExperiment:
         self._rows = torch.from_numpy(rows)
         labels = self.pack.labels[self._rows]
         pictures = torch.from_numpy(self.pack.thumbnails).permute(0, 3, 1, 2) if pictured else None
-        self.data = SimpleNamespace(
-            test_labels=labels,
-            test_data=(pictures, labels),
-            dataset=SimpleNamespace(name=meta["dataset"], class_names=meta["class_names"]),
+        self.data = PackData(
+            labels,
+            (pictures, labels),
+            SimpleNamespace(name=meta["dataset"], class_names=meta["class_names"]),
+            self.pack.train_labels,
         )
         self._transformations: dict[str, Transformation] = {}
         self._curves: dict[tuple[str, str], tuple[TwoPartEmbeddings, Curve]] = {}

@@ -12,7 +12,7 @@ stored old embedding (a cheap pass per item, not a backbone pass), then queries 
 transformed part live in the new space and can exceed the old model's quality before any
 image is re-embedded; its bound is what can be recovered from the old embedding alone
 (side information helps). Both end at new/new once every item is backfilled. The library
-measures both directions on the same models: `fct` beside `rt` and `rt+mc`
+measures both directions on the same models (notebook 06): `fct` beside `rt` and `rt+mc`
 (docs/results.md; on digits h recovers almost all of the new model's quality, 96.4 mAP at
 t = 0).
 """

@@ -1,62 +1,48 @@
-"""Notebook 07, serving a backfill: solutions.
+"""Notebook 07, the backfill explorer: solutions.
 
-Exercise 3 (conceptual). A backfill job crashes after writing a batch to the index and
-before recording that it did, so the batch is replayed. Why does no answer change, and what
-would go wrong if ``backfill`` appended the new embeddings instead of moving the items?
+Exercise 3 (conceptual). At t = 0 and at t = 1 the explorer's distance plot shows one part
+only, and every online method ranks well there. Why does the merge need more from the
+distances in between?
 
-Answer: ``backfill`` *moves* items: an item is in exactly one part, and moving an item that
-is already new is a no-op, so the index after the replay is the index before it, and the
-answers depend only on which items are new (exercise 2's prefix property holds for the same
-reason). Appending would put a replayed item in the new part twice, or in both parts, and
-a query would then retrieve it twice: duplicates in the top k, which push a relevant item
-out and change the metrics.
+Answer: with one part, only the order *within* that part matters, and each model orders
+its own space well (old/old at t = 0, new/new at t = 1). In between, the merge compares a
+distance of one part with a distance of the other: it needs the two parts' relevant
+distances below both parts' irrelevant ones, a property of the two distributions together
+(calibration) that neither model was trained for; that is what the plot shows failing for
+DRM and RT and what RT+MC improves.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from backfill_lib import BackfillIndex
+from backfill_lib import Experiment, backfilled_mask, rank_gallery
 
 
-def merge_top_k(
-    old_ids: np.ndarray,
-    old_distances: np.ndarray,
-    new_ids: np.ndarray,
-    new_distances: np.ndarray,
-    k: int,
-) -> np.ndarray:
-    """Exercise 1 (implement). Merge one query's top-k lists from the two parts into the
-    top-k of the whole gallery: the k smallest distances, ties by the lower id. (An item is
-    in exactly one part, so the two lists never share an id.) All arrays ``(k,)``."""
-    ids = np.concatenate([old_ids, new_ids])
-    distances = np.concatenate([old_distances, new_distances])
-    order = np.lexsort((ids, distances))
-    return ids[order[:k]]
+def negative_flip_rate(reference_top1: np.ndarray, top1_hits: np.ndarray) -> float:
+    """Exercise 1 (implement). The negative flip rate of a curve: over every step k and
+    query q, the share of (k, q) where q's first result was right under the old model
+    (``reference_top1 (Q,)`` bool, old/old) and is wrong at step k (``top1_hits (S+1, Q)``
+    bool). A user who saw a right answer yesterday and a wrong one today counts once per
+    step."""
+    flips = [(reference_top1 & ~hits).mean() for hits in top1_hits]
+    return float(np.mean(flips))
 
 
-def top_10_is_a_prefix_of_top_100(
-    old_gallery: np.ndarray,
-    new_gallery: np.ndarray,
-    moved: np.ndarray,
-    queries: np.ndarray,
-    old_queries: np.ndarray,
-) -> bool:
-    """Exercise 2 (predict). The index asks each part for its own top k and merges the two
-    lists. Search with k = 10, then with k = 100: is the top 10 the first 10 of the top 100,
-    for every query, although each part was asked for ten times more?
+def new_share_of_the_strip(
+    experiment: Experiment, method: str, fraction: float, k: int = 8
+) -> float:
+    """Exercise 2 (predict). In the explorer at t = 50% (random order), which method's strip
+    (its top 8) holds the most items from the new part: DRM, RT or RT+MC? And is it more or
+    less than 50%, the new part's share of the gallery?
 
-    Prediction: yes, for every query (all 899 on digits at t = 40%). An item in the merged
-    top 10 is, within its own part, among the 10 nearest: any item of its part nearer to
-    the query would also be in the merged top 10. So each part's top 10 holds every item of
-    that part the merged top 10 needs, and merging the two lists (exercise 1) gives the
-    exact merged top 10, the same as the first 10 of the exact merged top 100 (ties between
-    parts aside). With exact parts; an approximate part may answer a deeper search from
-    other lists. Returns whether the two agree on every query, DRM (``old_queries`` search
-    the old part) after moving the items ``moved``.
+    Prediction: RT+MC, with about two thirds (digits: 68%; DRM 43%, RT 35%). The new part
+    holds the better embeddings, so a calibrated merge should rank its relevant items
+    first more often than their share. RT's psi is trained to *land on* the old embeddings,
+    so psi(q) sits closer to old items than q to new ones, and the old part wins too often
+    (below 50%); the metric-compatible loss puts both parts on one scale. Returns the mean
+    share of new-part items in the leave-one-out top ``k`` of every query.
     """
-    index = BackfillIndex(old_gallery, new_dim=new_gallery.shape[1])
-    index.backfill(moved, new_gallery[moved])
-    top_10 = index.search(queries, k=10, old_query=old_queries).ids
-    top_100 = index.search(queries, k=100, old_query=old_queries).ids
-    return bool((top_10 == top_100[:, :10]).all())
+    mask = backfilled_mask(experiment.order("random"), fraction)
+    ids, _ = rank_gallery(experiment.parts(method), mask, k, exclude_self=True)
+    return float(mask[ids.numpy()].mean())

@@ -1,49 +1,62 @@
-"""Notebook 08, backfilling at scale: solutions.
+"""Notebook 08, serving a backfill: solutions.
 
-Exercise 3 (conceptual). At scale, recall@100 stays high through the whole backfill while
-mAP@100 rises from old/old's level to new/new's. Which would you report to a product
-team deciding how fast to backfill, and why?
+Exercise 3 (conceptual). A backfill job crashes after writing a batch to the index and
+before recording that it did, so the batch is replayed. Why does no answer change, and what
+would go wrong if ``backfill`` appended the new embeddings instead of moving the items?
 
-Answer: mAP@100. Recall@100 asks only whether one relevant item made the top 100; with
-about a thousand relevant items per class nearly every method and fraction passes, so it
-cannot tell the strategies apart. mAP@100 weighs where the relevant items sit within the
-top 100, which is what a user scrolling the first page sees and what changes as the gallery
-is re-embedded. (Recall@k with a small k, or top-1, would also move.)
+Answer: ``backfill`` *moves* items: an item is in exactly one part, and moving an item that
+is already new is a no-op, so the index after the replay is the index before it, and the
+answers depend only on which items are new (exercise 2's prefix property holds for the same
+reason). Appending would put a replayed item in the new part twice, or in both parts, and
+a query would then retrieve it twice: duplicates in the top k, which push a relevant item
+out and change the metrics.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from backfill_lib import TopKCurve, TwoPartEmbeddings, topk_curve
-
-
-def average_precision_at_k(relevant: np.ndarray, relevant_total: int, k: int) -> float:
-    """Exercise 1 (implement). AP@k of one query: ``relevant`` says, for its ranking's first
-    items (at least k of them), which are relevant; ``relevant_total`` is how many relevant
-    items the gallery holds (the query's own left out). The precision at each relevant item
-    within the top k, summed, divided by ``min(relevant_total, k)``: the most relevant items
-    a top k can hold, so that a perfect top k scores 1."""
-    hits = np.asarray(relevant[:k], dtype=bool)
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / min(relevant_total, k))
+from backfill_lib import BackfillIndex
 
 
-def curve_at_depths(
-    parts: TwoPartEmbeddings,
-    labels: torch.Tensor,
-    order: np.ndarray,
+def merge_top_k(
+    old_ids: np.ndarray,
+    old_distances: np.ndarray,
+    new_ids: np.ndarray,
+    new_distances: np.ndarray,
     k: int,
-    depths: tuple[int, ...],
-) -> dict[int, TopKCurve]:
-    """Exercise 2 (predict). ``topk_curve`` with lists as deep as k, or deeper.
+) -> np.ndarray:
+    """Exercise 1 (implement). Merge one query's top-k lists from the two parts into the
+    top-k of the whole gallery: the k smallest distances, ties by the lower id. (An item is
+    in exactly one part, so the two lists never share an id.) All arrays ``(k,)``."""
+    ids = np.concatenate([old_ids, new_ids])
+    distances = np.concatenate([old_distances, new_distances])
+    order = np.lexsort((ids, distances))
+    return ids[order[:k]]
 
-    Prediction: the curve does not change at all; ``exact_searches`` grows. The depth is
-    only a bet on how often a filtered list will hold enough of its part: the result is
-    exact at any depth, because a list that runs short (and whose bound the merged k-th item
-    does not beat) sends that query to an exact search of the part. With lists just k deep
-    almost every list runs short once a part holds less than all the gallery, so almost
-    every (query, step, part) is searched exactly: the same numbers, many times the work.
+
+def top_10_is_a_prefix_of_top_100(
+    old_gallery: np.ndarray,
+    new_gallery: np.ndarray,
+    moved: np.ndarray,
+    queries: np.ndarray,
+    old_queries: np.ndarray,
+) -> bool:
+    """Exercise 2 (predict). The index asks each part for its own top k and merges the two
+    lists. Search with k = 10, then with k = 100: is the top 10 the first 10 of the top 100,
+    for every query, although each part was asked for ten times more?
+
+    Prediction: yes, for every query (all 899 on digits at t = 40%). An item in the merged
+    top 10 is, within its own part, among the 10 nearest: any item of its part nearer to
+    the query would also be in the merged top 10. So each part's top 10 holds every item of
+    that part the merged top 10 needs, and merging the two lists (exercise 1) gives the
+    exact merged top 10, the same as the first 10 of the exact merged top 100 (ties between
+    parts aside). With exact parts; an approximate part may answer a deeper search from
+    other lists. Returns whether the two agree on every query, DRM (``old_queries`` search
+    the old part) after moving the items ``moved``.
     """
-    return {depth: topk_curve(parts, labels, order, k=k, depth=depth) for depth in depths}
+    index = BackfillIndex(old_gallery, new_dim=new_gallery.shape[1])
+    index.backfill(moved, new_gallery[moved])
+    top_10 = index.search(queries, k=10, old_query=old_queries).ids
+    top_100 = index.search(queries, k=100, old_query=old_queries).ids
+    return bool((top_10 == top_100[:, :10]).all())

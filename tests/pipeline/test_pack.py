@@ -103,6 +103,9 @@ def test_the_pack_s_experiment_gives_the_experiment_s_results(experiment, pack_f
         assert ours["differences"].keys() == theirs["differences"].keys()
     rt = packed.results("random")["methods"]["rt"]
     assert rt["final_mAP"] == packed.results("random")["methods"]["new/new"]["final_mAP"]
+    labels = packed.data.training_data("new")[1]  # what the exercises' solutions read
+    expected = experiment.data.training_data("new")[1]  # every one: 1,000 a class packed
+    assert torch.equal(torch.bincount(labels), torch.bincount(expected))
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@ models' embeddings reproduce what the library computes for the models it trains,
 module embeds an image folder, and every bad input is named before any work."""
 
 import json
+import os
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 from safetensors.numpy import save_file
 
 from backfill_lib.cli import main
+from backfill_lib.methods.registry import get_method
 from backfill_lib.pipeline.config import default_config
 from backfill_lib.pipeline.experiment import Experiment
 from backfill_lib.pipeline.upgrade import (
@@ -59,6 +62,42 @@ def test_the_embeddings_reproduce_the_demo_s_curves(exported):
         for key in CURVE_KEYS:
             np.testing.assert_allclose(entry[key], demo[method][key], atol=1e-6, err_msg=method)
         assert entry["auc_mAP_interval"][0] <= entry["auc_mAP"] <= entry["auc_mAP_interval"][1]
+
+
+@pytest.mark.slow
+def test_on_cifar10_the_exported_embeddings_reproduce_the_experiment_s_curves(shared_datasets):
+    """The same on CIFAR-10 (extended-class) from models already trained into
+    ``$BACKFILL_CIFAR10_CACHE`` (`backfill train --cache`: about 100 minutes on a 2-core CPU,
+    so skipped without them): drm, rt and rt+mc with the experiment's options, 50,000
+    training and 10,000 evaluation items (about 17 minutes). Recorded in docs/upgrade.md."""
+    cache = os.environ.get("BACKFILL_CIFAR10_CACHE")
+    if not cache:
+        pytest.skip("set $BACKFILL_CIFAR10_CACHE to a cache holding CIFAR-10's trained models")
+    methods = ("drm", "rt", "rt+mc")
+    config = default_config(f"imagefolder:{shared_datasets / 'cifar10'}", methods=methods)
+    experiment = Experiment(config, cache_dir=cache)
+    if not all(experiment.artefacts.checkpoint_path(m).exists() for m in ("old", "new")):
+        pytest.skip(f"{cache} holds no trained CIFAR-10 old and new models (`backfill train`)")
+    old, new = (
+        torch.cat([experiment.embeddings(m, "train"), experiment.embeddings(m)]).numpy()
+        for m in ("old", "new")
+    )
+    train_labels, test_labels = experiment.data.training_data("new")[1], experiment.data.test_labels
+    split = np.r_[np.ones(len(train_labels), bool), np.zeros(len(test_labels), bool)]
+    psi = {  # the experiment's options where they are not the registry's (an options file's)
+        m: {
+            k: v
+            for k, v in asdict(config.transformations[m]).items()
+            if v != asdict(get_method(m).transformation)[k]
+        }
+        for m in ("rt", "rt+mc")
+    }
+    labels = torch.cat([train_labels, test_labels]).numpy()
+    ours = evaluate_upgrade(old, new, labels, split, methods, psi_options=psi).results["methods"]
+    demo = experiment.results("random")["methods"]
+    for method in ("old/old", "new/new", *methods):
+        for key in CURVE_KEYS:
+            np.testing.assert_allclose(ours[method][key], demo[method][key], atol=1e-6)
 
 
 @pytest.mark.slow

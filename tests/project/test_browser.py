@@ -1,6 +1,6 @@
 """End to end in a real browser: JupyterLab on localhost, the explorer notebook, a slider.
 
-Starts JupyterLab on a copy of ``notebooks/06_backfill_explorer.ipynb``, opens it in
+Starts JupyterLab on a copy of ``notebooks/07_backfill_explorer.ipynb``, opens it in
 headless Debian Chromium driven by Playwright (no browser download), waits until the
 notebook's kernel is connected and idle, runs every cell, moves the backfill slider with the
 keyboard and checks that the displayed mAP becomes the evaluator's value at the new fraction.
@@ -53,7 +53,7 @@ def jupyter(tmp_path, cache):
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    shutil.copy(ROOT / "notebooks" / "06_backfill_explorer.ipynb", tmp_path)
+    shutil.copy(ROOT / "notebooks" / "07_backfill_explorer.ipynb", tmp_path)
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "BACKFILL_CACHE": str(cache), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
     server = subprocess.Popen(
@@ -87,7 +87,7 @@ def jupyter(tmp_path, cache):
     else:
         server.kill()
         pytest.fail("JupyterLab did not start within 60 s")
-    yield f"{base}/lab/tree/06_backfill_explorer.ipynb?token={token}"
+    yield f"{base}/lab/tree/07_backfill_explorer.ipynb?token={token}"
     server.terminate()
     server.wait(timeout=30)
 

@@ -36,11 +36,9 @@ def test_the_cost_table_quotes_the_notebook_benchmark():
         f"| {name} | {figures['seconds'] / 60:.1f} | {figures['peak_gib']:.2f} |"
         for name, figures in record["notebooks"].items()
     ]
-    if "08 at 1,000,000 items" in record:
-        figures = record["08 at 1,000,000 items"]
-        expected.append(
-            f"| 08 at 1,000,000 items | {figures['seconds'] / 60:.1f} | {figures['peak_gib']:.2f} |"
-        )
+    for name in [key for key in record if key.endswith(" at 1,000,000 items")]:
+        figures = record[name]
+        expected.append(f"| {name} | {figures['seconds'] / 60:.1f} | {figures['peak_gib']:.2f} |")
     table = PAGE.split("<!-- notebook-costs -->\n")[1].split("\n\n")[0].splitlines()[2:]
     assert table == expected
     assert [name for name in record["notebooks"]] == [n.stem for n in NOTEBOOKS]

@@ -5,6 +5,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +47,16 @@ def test_ci_runs_the_readme_test_command_and_it_runs_everything():
 def test_the_readme_demo_command_installs_and_runs_the_demo():
     command = readme_block("demo-command")
     assert "pip install -e ." in command and command.endswith("backfill demo")
+
+
+def test_a_plain_install_gets_every_sub_package():
+    """pyproject's package list is what setuptools finds: every folder with an
+    ``__init__.py`` (a non-editable install carries only those)."""
+    setuptools = pytest.importorskip("setuptools")
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = set(setuptools.find_packages(str(ROOT), include=find["find"]["include"]))
+    packages = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "backfill_lib").rglob("__init__.py")
+    }
+    assert found == packages

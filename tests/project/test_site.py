@@ -22,7 +22,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-pytestmark = pytest.mark.slow  # executes the eight notebooks (digits models from the cache)
+pytestmark = pytest.mark.slow  # executes the nine notebooks (digits models from the cache)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_every_notebook_page_holds_its_outputs_and_figures(built, notebook):
     assert not any(o["output_type"] == "error" for o in outputs)
     page = (built / "site" / "notebooks" / f"{notebook.stem}.html").read_text()
     assert len(re.findall(r'<img[^>]*?src="data:image/png;base64', page)) == figures
-    if notebook.stem[:2] != "07":  # 07: tables and checks
+    if notebook.stem[:2] != "08":  # 08 (serving): tables and checks
         assert figures >= 1
     title = json.loads(notebook.read_text())["cells"][0]["source"][0].lstrip("# ").strip()
     assert title.split("·")[-1].strip().replace("`", "") in page.replace("<code>", "").replace(
@@ -78,7 +78,7 @@ def test_notebook_pages_show_no_progress_bars_or_machine_paths(built, cache, not
 
 
 def test_the_explorer_page_shows_a_snapshot_of_the_explorer(built):
-    page = (built / "site" / "notebooks" / "06_backfill_explorer.html").read_text()
+    page = (built / "site" / "notebooks" / "07_backfill_explorer.html").read_text()
     assert "A snapshot of the explorer" in page and "bf-histogram" in page
     assert "VBox(children" not in page
 

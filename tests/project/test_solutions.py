@@ -22,7 +22,7 @@ from backfill_lib.serving.index import BackfillIndex
 from backfill_lib.serving.simulate import Simulation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "notebooks"))
-from solutions import ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08  # noqa: E402
+from solutions import ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the digits models of every notebook (cached per session)
 
@@ -92,22 +92,35 @@ def test_05_the_loss_by_hand_and_what_tau_and_lambda_do(experiment, results):
     assert ex05.rt_mc_auc(experiment, tau=1.0) < default - 0.02
 
 
-def test_06_flip_rate_and_who_fills_the_top_10(experiment):
+def test_06_procrustes_by_hand_both_ways_and_a_closed_form_forward_map(experiment, results):
+    new, old = experiment.embeddings("new", "train"), experiment.embeddings("old", "train")
+    library = experiment.transformation("rt-procrustes").psi.net.weight.T  # (d_n, d_o)
+    torch.testing.assert_close(ex06.orthogonal_procrustes(new, old), library, atol=1e-5, rtol=0)
+    methods = results["random"]["methods"]
+    reverse, forward = ex06.procrustes_both_ways(experiment)
+    assert reverse == pytest.approx(methods["rt-procrustes"]["auc_mAP"], abs=1e-6)
+    assert forward == pytest.approx(reverse, abs=1e-6)  # a rotation: either side, one ranking
+    closed_form = ex06.closed_form_forward_auc(experiment)
+    assert methods["rt-ls"]["auc_mAP"] + 0.1 < closed_form < methods["new/new"]["auc_mAP"]
+    assert closed_form > methods["fct"]["auc_mAP"] - 0.02  # nearly all of the learned h's
+
+
+def test_07_flip_rate_and_who_fills_the_top_10(experiment):
     order, labels = experiment.order("random"), experiment.data.test_labels
     top1 = evaluate_curve(experiment.parts("rt"), labels, order).top1_hits
     reference = evaluate_curve(experiment.parts("old/old"), labels, order).top1_hits[0]
-    flips = ex06.negative_flip_rate(reference, top1)
+    flips = ex07.negative_flip_rate(reference, top1)
     assert flips == pytest.approx(negative_flip_rate(reference, top1)) and flips > 0
-    shares = {m: ex06.new_share_of_the_strip(experiment, m, 0.5) for m in ("drm", "rt", "rt+mc")}
+    shares = {m: ex07.new_share_of_the_strip(experiment, m, 0.5) for m in ("drm", "rt", "rt+mc")}
     assert max(shares, key=shares.get) == "rt+mc" and shares["rt+mc"] > 0.5 > shares["rt"]
 
 
-def test_07_merging_two_lists_and_the_prefix_of_a_deeper_search(experiment):
+def test_08_merging_two_lists_and_the_prefix_of_a_deeper_search(experiment):
     old, new = experiment.embeddings("old").numpy(), experiment.embeddings("new").numpy()
     order = experiment.order("random")
     n, queries = len(order), np.arange(len(order))
     forty = order[: 4 * n // 10]
-    assert ex07.top_10_is_a_prefix_of_top_100(old, new, forty, new[queries], old[queries])
+    assert ex08.top_10_is_a_prefix_of_top_100(old, new, forty, new[queries], old[queries])
     queries = queries[:50]
     index = BackfillIndex(old, new_dim=new.shape[1])
     index.backfill(forty, new[forty])
@@ -118,14 +131,14 @@ def test_07_merging_two_lists_and_the_prefix_of_a_deeper_search(experiment):
     for q in queries:
         old_d, new_d = 2 - 2 * old[old_ids] @ old[q], 2 - 2 * new[new_ids] @ new[q]
         o, m = np.argsort(old_d, kind="stable")[:10], np.argsort(new_d, kind="stable")[:10]
-        merged = ex07.merge_top_k(old_ids[o], old_d[o], new_ids[m], new_d[m], 10)
+        merged = ex08.merge_top_k(old_ids[o], old_d[o], new_ids[m], new_d[m], 10)
         distance = np.empty(n)
         distance[old_ids], distance[new_ids] = old_d, new_d
         # faiss and numpy round the last bit differently: compare the distances of the lists
         np.testing.assert_allclose(distance[merged], distance[served[q]], atol=1e-5)
 
 
-def test_08_average_precision_at_k_and_the_depth_of_the_lists():
+def test_09_average_precision_at_k_and_the_depth_of_the_lists():
     items = Simulation().sample(400)
     parts = single_space(items.new, items.new, items.new)
     ids, _ = rank_gallery(parts, np.zeros(400, dtype=bool), 399, exclude_self=True)
@@ -134,14 +147,14 @@ def test_08_average_precision_at_k_and_the_depth_of_the_lists():
     for k in (5, 50):
         ours = np.mean(
             [
-                ex08.average_precision_at_k(r, int(c), k)
+                ex09.average_precision_at_k(r, int(c), k)
                 for r, c in zip(relevant, counts, strict=True)
             ]
         )
         library = evaluate_curve(parts, items.labels, np.arange(400), 1, map_at=(k,))
         assert ours == pytest.approx(library.map_at[k][0], abs=1e-12)
     drm = distance_rank_merge(items.old, items.old, items.new, items.new)
-    curves = ex08.curve_at_depths(drm, items.labels, random_order(400), k=20, depths=(20, 80))
+    curves = ex09.curve_at_depths(drm, items.labels, random_order(400), k=20, depths=(20, 80))
     np.testing.assert_array_equal(curves[20].mAP, curves[80].mAP)
     np.testing.assert_array_equal(curves[20].recall, curves[80].recall)
     assert curves[20].exact_searches > 2 * curves[80].exact_searches
@@ -156,8 +169,8 @@ def test_05_capstone_a_per_part_calibration_lies_between_rt_and_rt_mc(experiment
 
 SOLUTIONS = dict(
     zip(
-        ("01", "02", "03", "04", "05", "06", "07", "08"),
-        (ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08),
+        ("01", "02", "03", "04", "05", "06", "07", "08", "09"),
+        (ex01, ex02, ex03, ex04, ex05, ex06, ex07, ex08, ex09),
         strict=True,
     )
 )
