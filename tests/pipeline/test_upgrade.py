@@ -69,7 +69,7 @@ def test_on_cifar10_the_exported_embeddings_reproduce_the_experiment_s_curves(sh
     """The same on CIFAR-10 (extended-class) from models already trained into
     ``$BACKFILL_CIFAR10_CACHE`` (`backfill train --cache`: about 100 minutes on a 2-core CPU,
     so skipped without them): drm, rt and rt+mc with the experiment's options, 50,000
-    training and 10,000 evaluation items (about 17 minutes). Recorded in docs/upgrade.md."""
+    training and 10,000 evaluation items (3 to 17 minutes). Recorded in docs/upgrade.md."""
     cache = os.environ.get("BACKFILL_CIFAR10_CACHE")
     if not cache:
         pytest.skip("set $BACKFILL_CIFAR10_CACHE to a cache holding CIFAR-10's trained models")
