@@ -185,6 +185,14 @@ class Transformation:
         parts = (self.psi, self.rho, self.uncertainty_head)
         return nn.ModuleList([m for m in parts if m is not None])
 
+    def restore(self, modules_state: dict, history: list[float]) -> Transformation:
+        """Load saved :attr:`modules` weights and the fit's loss history into this
+        (:meth:`untrained`) transformation, ready to use (eval mode); returns it."""
+        self.modules.load_state_dict(modules_state)
+        self.modules.eval()
+        self.history = list(history)
+        return self
+
     @torch.no_grad()
     def transform(self, new_embeddings: torch.Tensor) -> torch.Tensor:
         """psi: ``(N, d_n) -> (N, d_o)`` unit."""

@@ -312,7 +312,4 @@ def load_psi(path: str | Path) -> Transformation:
         raise ValueError(f"{path} is not a transformation written by `backfill evaluate`")
     config = TransformConfig(**record["transform"])
     fitted = Transformation.untrained(record["new_dim"], record["old_dim"], config)
-    fitted.modules.load_state_dict(record["modules"])
-    fitted.modules.eval()
-    fitted.history = list(record["history"])
-    return fitted
+    return fitted.restore(record["modules"], record["history"])

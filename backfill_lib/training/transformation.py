@@ -71,10 +71,7 @@ def fit_transformation(
         path = Path(cache_dir) / "checkpoints" / f"transform-{config_key(full_config)}.pt"
         if path.exists():
             state = load_torch(path, full_config)
-            fitted.modules.load_state_dict(state["modules"])
-            fitted.modules.eval()
-            fitted.history = state["history"]
-            return fitted
+            return fitted.restore(state["modules"], state["history"])
     if config.solver == "adamw":
         fitted.history = _train(fitted, new_embeddings, old_embeddings, labels, config)
     else:
