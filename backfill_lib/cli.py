@@ -27,7 +27,7 @@ from .pipeline.pack import build_pack, save_pack
 from .pipeline.reproduce import SETTING_NAMES, default_out, reproduce
 from .pipeline.tune import describe, tunable_methods, tune
 from .pipeline.upgrade import UPGRADE_METHODS, evaluate_upgrade, read_array, save_psi, split_items
-from .reporting.outputs import write_outputs
+from .reporting.outputs import redraw_outputs, write_outputs
 from .reporting.tables import format_compatibility, format_models, format_table
 from .serving.index import BackfillIndex, check_factory
 from .serving.job import job_record
@@ -178,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_evaluate(sub)
     _add_pack(sub)
+    redraw = sub.add_parser(
+        "redraw",
+        help="draw results folders' figures and results.md again from their JSON (after a "
+        "change to the plots; nothing is trained or evaluated)",
+    )
+    redraw.add_argument(
+        "folders", nargs="+", type=Path, help="results folders (demo's or reproduce's --out)"
+    )
+    redraw.set_defaults(run=_redraw, cache=None)
     return parser
 
 
@@ -469,6 +478,16 @@ def _pack(args: argparse.Namespace, start: float) -> None:
     mAPs = ", ".join(f"{name} {100 * value:.2f}" for name, value in pack.meta["mAP"].items())
     size = path.stat().st_size / 2**20
     print(f"wrote {path} ({size:.1f} MiB; test mAP {mAPs}) in {time.perf_counter() - start:.1f} s")
+
+
+def _redraw(args: argparse.Namespace, start: float) -> None:
+    """``backfill redraw``: every results folder's figures and results.md, from its JSON."""
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: not a folder; pass the --out folder of a run")
+        written = redraw_outputs(folder)
+        print(f"{folder}: wrote {len(written)} files")
+    print(f"in {time.perf_counter() - start:.1f} s")
 
 
 def _tune(args: argparse.Namespace, start: float) -> None:

@@ -84,6 +84,8 @@ BAD_INPUTS = [
     (["tune", "--methods", "drm"], "invalid choice: 'drm'"),
     (["tune", "--out", "{tmp}"], "is a folder: give the options file"),
     (["tune", "--out", "{file}/options.json"], "is a file, not a folder"),
+    (["redraw", "{tmp}/nowhere"], "nowhere: not a folder"),
+    (["redraw", "{cifar}"], "no results.json in it or below"),
 ]
 
 
@@ -189,9 +191,9 @@ def test_a_user_error_is_one_line_exit_2_and_writes_nothing(
     out, cache = folders["tmp"] / "out", folders["tmp"] / "cache"
     if args[0] == "backfill-job" and "--index" not in args:
         args += ["--index", str(out / "index.npz")]
-    elif "--out" not in args and args[0] not in ("train", "backfill-job"):
+    elif "--out" not in args and args[0] not in ("train", "backfill-job", "redraw"):
         args += ["--out", str(out)]
-    if "--cache" not in args and args[0] != "explain":
+    if "--cache" not in args and args[0] not in ("explain", "redraw"):
         args += ["--cache", str(cache)]
     try:
         code = main(args)

@@ -247,7 +247,9 @@ class BackfillExplorer:
         """The curves PNG (base64) with ``method`` highlighted, its size in pixels, and each
         panel's pixel box ``(left, right, top, bottom)`` for placing the marker."""
         fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.8))
-        plot_curves(self.results[order], axes=list(axes), highlight=method, legend="below")
+        plot_curves(
+            self.results[order], axes=list(axes), highlight=method, legend="below", gain_panel=False
+        )
         fig.suptitle(f"{order} order, {method_label(method)} in bold", fontsize=8)
         for ax in axes:
             _small_text(ax)

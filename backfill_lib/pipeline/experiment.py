@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.embeddings import class_means
+from ..core.flops import forward_flops
 from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import (
     MAX_STEPS,
@@ -47,7 +48,7 @@ from ..models.embedding import EmbeddingModel
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
 from .config import ExperimentConfig, check_methods
-from .summary import add_intervals, bootstrap_curves, summarise_methods
+from .summary import add_intervals, bootstrap_curves, method_costs, summarise_methods
 
 __all__ = ["Embeddings", "Experiment", "Plan", "Report"]
 
@@ -231,6 +232,9 @@ class Experiment:
         ``bootstrap`` (:meth:`bootstrap`), each method's intervals and those of the
         difference of every two methods (``differences``); with ``against``, another order
         and its bootstrap, each method's difference from it (``vs_<order>``)."""
+        methods = summarise_methods(evaluated)
+        for method, costs in method_costs(evaluated, *self.flops(tuple(evaluated))).items():
+            methods[method] |= costs
         results = {
             "dataset": self.data.dataset.name,
             "setting": self.config.setting,
@@ -238,13 +242,31 @@ class Experiment:
             "order": order,
             "fractions": evaluated["old/old"][1].fractions.tolist(),
             "gallery_size": len(self.data.test_labels),
-            "methods": summarise_methods(evaluated),
+            "methods": methods,
             "models": self.model_summary(trained_models(tuple(evaluated))),
             "config": asdict(self.config),
         }
         if bootstrap is not None:
             add_intervals(results, bootstrap, against)
         return results
+
+    def flops(self, methods: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
+        """What one pass costs (:func:`~backfill_lib.core.flops.forward_flops`): each
+        trained model on one test image, and each fitted map (psi, with rho where learned)
+        on one embedding."""
+        example = torch.zeros(1, *self.data.test_data[0].shape[1:])  # (1, C, H, W)
+        backbones = {
+            m: forward_flops(self.model(m).eval(), example) for m in trained_models(methods)
+        }
+        maps = {}
+        for method in methods:
+            if get_method(method).transformation is not None:
+                fitted = self.transformation(method)
+                vector = torch.zeros(1, fitted.psi.new_dim)  # (1, d_in)
+                maps[method] = forward_flops(fitted.transform, vector) + forward_flops(
+                    fitted.new_head, vector
+                )
+        return backbones, maps
 
     def _curve(self, parts: TwoPartEmbeddings, order: np.ndarray) -> Curve:
         """``evaluate_curve`` of a merge rule on the test set along ``order`` (cached)."""

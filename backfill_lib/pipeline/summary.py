@@ -18,7 +18,13 @@ from ..core.statistics import (
 )
 from ..methods.registry import get_method
 
-__all__ = ["INTERVAL_METRICS", "add_intervals", "bootstrap_curves", "summarise_methods"]
+__all__ = [
+    "INTERVAL_METRICS",
+    "add_intervals",
+    "bootstrap_curves",
+    "method_costs",
+    "summarise_methods",
+]
 
 INTERVAL_METRICS = ("auc_mAP", "auc_top1", "final_mAP")
 
@@ -51,6 +57,33 @@ def summarise_methods(evaluated: Evaluated) -> dict[str, dict]:
         }
         for m, c in curves.items()
     }
+
+
+def method_costs(
+    evaluated: Evaluated,
+    backbone_flops: dict[str, int],
+    transformation_flops: dict[str, int],
+) -> dict[str, dict[str, float]]:
+    """What each method spends, in passes of the new model's backbone (from the FLOPs of
+    one pass of each trained model, ``backbone_flops``, and of each fitted map on one
+    vector, ``transformation_flops``): ``query_cost`` per query served (DRM: the old and
+    the new model; RT: the new model and psi), ``backfill_cost`` per gallery item
+    backfilled (old/old backfills nothing) and ``upfront_cost`` per stored gallery item
+    before serving starts (FCT's h over the whole gallery)."""
+    unit = backbone_flops["new"]
+    costs = {}
+    for m, (parts, _) in evaluated.items():
+        entry = get_method(m)
+        side = "old" if m == "old/old" else m if entry.family == "compatible" else entry.mapped_from
+        both = parts.forward_passes == 2  # DRM: the query through the old model too
+        query = backbone_flops[side] + (backbone_flops["old"] if both else 0)
+        mapped = transformation_flops.get(m, 0)
+        costs[m] = {
+            "query_cost": (query + (mapped if entry.family == "online" else 0)) / unit,
+            "backfill_cost": 0.0 if m == "old/old" else backbone_flops[side] / unit,
+            "upfront_cost": (mapped if entry.family == "forward" else 0) / unit,
+        }
+    return costs
 
 
 def bootstrap_curves(evaluated: Evaluated, seed: int) -> Bootstrap:

@@ -17,14 +17,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.metrics import relative_gain
 from ..methods.registry import get_method, method_names
 from ..storage import atomic_write
 
 __all__ = [
     "METRIC_NAMES",
+    "QUERY_LOAD",
     "PART_COLOUR_NAMES",
     "PART_COLOURS",
+    "compute_spent",
     "dataset_label",
+    "gain_shares",
     "method_label",
     "plot_class_map",
     "plot_compatibility",
@@ -32,14 +36,19 @@ __all__ = [
     "plot_distance_cdfs",
     "plot_distance_histograms",
     "plot_gain_bars",
+    "plot_quality_against_compute",
     "plot_image_grid",
     "save_figure",
     "setting_label",
+    "zoomed_limits",
 ]
 
 # The two parts of a backfilling gallery, in every figure and in the explorer.
 PART_COLOURS = {"old": "#0072B2", "new": "#D55E00"}  # Okabe-Ito blue and vermillion
 PART_COLOUR_NAMES = {"old": "blue", "new": "orange"}
+# The query load of the quality-against-compute figure: queries served per gallery item
+# backfilled (a service that answers as many queries as it re-embeds items).
+QUERY_LOAD = 1.0
 METRIC_NAMES = {"mAP": "mAP", "top1": "top-1 (CMC)", "top5": "top-5 (CMC)"}
 
 
@@ -102,28 +111,37 @@ def plot_curves(
     axes: list[plt.Axes] | None = None,
     highlight: str | None = None,
     legend: str = "right",
+    gain_panel: bool = True,
 ) -> plt.Figure:
-    """Metric against backfill fraction for every method, one panel per metric.
+    """Metric against backfill fraction for every method, one panel per metric, and (with
+    ``gain_panel``) a last panel of the mAP curves as shares of the upgrade's gain.
 
     old/old and new/new are drawn as horizontal reference lines; the legend (shared by the
-    panels) gives each method's AUC under every drawn metric, named. y axes span 0-100%.
+    panels) gives each method's AUC under every drawn metric, named, and its relative gain.
+    The metric panels' y axes span 0-100% unless every curve lies in a narrower band: then
+    they zoom to it and the axis label says so. The gain panel puts every dataset on one
+    scale: 0 = old/old, 100 = new/new (:func:`gain_shares`). ``axes``: one per panel.
     ``highlight`` draws that method bold and the others faded (the explorer). ``legend``:
     ``"right"`` of the panels, or ``"below"`` them in two columns (narrow figures).
     """
     methods = methods or list(results["methods"])
+    panels = [*metrics, *(["gain"] if gain_panel else [])]
     if axes is None:
-        _, grid = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.3), squeeze=False)
+        _, grid = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.3), squeeze=False)
         axes = list(grid[0])
     fig = cast(Figure, axes[0].figure)
     t = 100 * np.asarray(results["fractions"])
-    for ax, metric in zip(axes, metrics, strict=True):
+    shares = gain_shares(results) if gain_panel else {}
+    for ax, panel in zip(axes, panels, strict=True):
+        drawn = {m: shares[m] if panel == "gain" else results["methods"][m][panel] for m in methods}
         for m in methods:
-            values = 100 * np.asarray(results["methods"][m][metric])
+            values = np.asarray(drawn[m]) * (1 if panel == "gain" else 100)
             st = _style(m)
             aucs = ", ".join(
                 f"AUC-{name} {100 * _auc(results['methods'][m], name):.1f}" for name in metrics
             )
-            label = f"{st['label']}: {aucs}"
+            gain = f", gain {round(results['methods'][m]['relative_gain'])}%" if gain_panel else ""
+            label = f"{st['label']}: {aucs}{gain}"
             faded = highlight is not None and m != highlight
             emphasis: dict[str, Any] = {
                 "alpha": 0.35 if faded else 1.0,
@@ -144,14 +162,11 @@ def plot_curves(
                     label=label,
                     **emphasis,
                 )
-        name = METRIC_NAMES.get(metric, metric)
-        ax.set(
-            xlabel="backfilled share of the gallery t (%)",
-            ylabel=f"{name} (%)",
-            xlim=(0, 100),
-            ylim=(0, 100),
-        )
-        ax.set_title(f"{name} during backfilling")
+        if panel == "gain":
+            _label_gain_panel(ax, drawn)
+        else:
+            _label_metric_panel(ax, METRIC_NAMES.get(panel, panel), drawn)
+        ax.set(xlabel="backfilled share of the gallery t (%)", xlim=(0, 100))
         ax.grid(alpha=0.3)
     fig.suptitle(
         f"Online backfilling on {dataset_label(results['dataset'])} ({setting_label(results)}, "
@@ -165,6 +180,120 @@ def plot_curves(
     else:
         axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
         fig.tight_layout()
+    return fig
+
+
+def gain_shares(results: dict, metric: str = "mAP") -> dict[str, np.ndarray]:
+    """Each method's ``metric`` curve as a share of the upgrade's gain, in percent:
+    ``100 (M(t) - M(old/old)) / (M(new/new) - M(old/old))``, so 0 is old/old and 100 is
+    new/new on every dataset (the mean of a method's mAP shares is its relative gain)."""
+    old_old = results["methods"]["old/old"][metric][0]
+    new_new = results["methods"]["new/new"][metric][0]
+    return {
+        m: relative_gain(np.asarray(values[metric]), old_old, new_new)
+        for m, values in results["methods"].items()
+    }
+
+
+def zoomed_limits(values: list[np.ndarray], step: float = 5.0) -> tuple[float, float]:
+    """y limits in % that hold every curve in ``values`` (in %): the whole 0-100 unless the
+    curves span less than half of it, then their band widened to multiples of ``step``."""
+    low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+    if high - low >= 50:
+        return 0.0, 100.0
+    return max(0.0, step * math.floor((low - 1) / step)), min(
+        100.0, step * math.ceil((high + 1) / step)
+    )
+
+
+def _label_metric_panel(ax: plt.Axes, name: str, curves: dict[str, list[float]]) -> None:
+    """A metric panel's title, y label and y range (zoomed to the curves, said so)."""
+    low, high = zoomed_limits([100 * np.asarray(v) for v in curves.values()])
+    zoom = "" if (low, high) == (0.0, 100.0) else f", axis zoomed to {low:g}-{high:g}"
+    ax.set(ylabel=f"{name} (%{zoom})", ylim=(low, high), title=f"{name} during backfilling")
+
+
+def _label_gain_panel(ax: plt.Axes, shares: dict[str, np.ndarray]) -> None:
+    """The gain panel's title, y label and y range: from at most 50 below old/old (a
+    curve that starts lower, such as new/old's, leaves the axis there and a note names its
+    lowest share) to at least 110."""
+    lowest = {m: float(v.min()) for m, v in shares.items()}
+    low = max(-50.0, min(-10.0, 10 * math.floor(min(lowest.values()) / 10)))
+    high = max(110.0, 10 * math.ceil(max(float(v.max()) for v in shares.values()) / 10))
+    ax.set(
+        ylabel="share of the upgrade's mAP gain (%)",
+        ylim=(low, high),
+        title="mAP gain delivered (0 = old/old, 100 = new/new)",
+    )
+    below = [f"{method_label(m)} (lowest {v:.0f})" for m, v in lowest.items() if v < low]
+    if below:
+        ax.text(
+            0.98,
+            0.02,
+            "below the axis: " + ", ".join(below),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="#555",
+        )
+
+
+def compute_spent(results: dict, query_load: float = QUERY_LOAD) -> dict[str, np.ndarray]:
+    """Each method's compute spent by each point of its curve, per gallery item, in passes
+    of the new model's backbone: its ``upfront_cost`` (FCT's h over the stored gallery),
+    then at backfill fraction t, ``t`` times the ``backfill_cost`` and the queries served
+    meanwhile, ``query_load`` per item backfilled, at ``query_cost`` each. A method whose
+    results record no costs (made before costs were) is left out."""
+    t = np.asarray(results["fractions"])  # (S + 1,)
+    return {
+        m: v["upfront_cost"] + t * (v["backfill_cost"] + query_load * v["query_cost"])
+        for m, v in results["methods"].items()
+        if "query_cost" in v
+    }
+
+
+def plot_quality_against_compute(results: dict, query_load: float = QUERY_LOAD) -> plt.Figure:
+    """The share of the upgrade's mAP gain (:func:`gain_shares`) against the compute spent
+    to reach it (:func:`compute_spent`): what each family pays for its quality. The
+    backward-compatible family starts above 0 having spent nothing on the gallery, forward
+    transformation pays h before serving, online backfilling pays backbone passes as it
+    goes (DRM a second pass per query). old/old and new/new are the 0 and 100 lines."""
+    spent, shares = compute_spent(results, query_load), gain_shares(results)
+    if not spent:
+        raise ValueError(
+            "these results record no costs (query_cost, backfill_cost, upfront_cost): "
+            "rerun the experiment with this version of backfill_lib to record them"
+        )
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    for m, x in spent.items():
+        st = _style(m)
+        label = f"{st['label']}: {x[-1]:.2f} passes per item at t = 100%"
+        if m in method_names("reference"):
+            ax.axhline(shares[m][0], color=st["color"], ls=st["ls"], lw=1.2, label=st["label"])
+            continue
+        ax.plot(
+            x,
+            shares[m],
+            color=st["color"],
+            ls=st["ls"],
+            marker=st.get("marker"),
+            mfc=st.get("mfc", st["color"]),
+            ms=st.get("ms", 4),
+            lw=st.get("lw", 1.8),
+            label=label,
+        )
+    _label_gain_panel(ax, {m: shares[m] for m in spent})
+    ax.set(
+        xlabel=f"compute per gallery item (new-backbone passes; {query_load:g} "
+        f"quer{'y' if query_load == 1 else 'ies'} per item backfilled)",
+        xlim=(0, None),
+        title=f"Quality against compute on {dataset_label(results['dataset'])} "
+        f"({setting_label(results)}, {results['order']} order)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -234,7 +363,8 @@ def plot_class_map(
     20 classes are drawn as grouped bars labelled with ``class_names`` (when given); more
     are drawn as one line of points per method, classes in index order.
     """
-    names = list(per_class)
+    per_class = {m: {int(c): v for c, v in values.items()} for m, values in per_class.items()}
+    names = list(per_class)  # (class ids read from compatibility.json are strings: made int)
     classes = sorted(per_class[names[0]])
     many = len(classes) > 20
     width = 0.8 / len(names)

@@ -73,12 +73,28 @@ def test_demo_writes_the_stable_schema_and_figures(demo):
         assert all(0.0 <= v <= 1.0 for v in m["mAP"] + m["top1"])
     for name in (
         "curves-random.png",
+        "compute-random.png",
         "curves-uncertainty.png",
         "compatibility.png",
         "compatibility-by-class.png",
         "results.md",
     ):
         assert name in demo["files"]
+
+
+def test_every_method_records_what_it_spends_in_backbone_passes(demo):
+    """results.json's costs (counted FLOPs, in passes of the new backbone; the old and the
+    new digits model share one architecture): DRM's query runs both models, RT's adds psi
+    (a small MLP), FCT pays h once per stored item and old/old backfills nothing."""
+    costs = {
+        m: (v["query_cost"], v["backfill_cost"], v["upfront_cost"])
+        for m, v in demo["random"]["methods"].items()
+    }
+    assert costs["old/old"] == (1.0, 0.0, 0.0) and costs["new/new"] == (1.0, 1.0, 0.0)
+    assert costs["drm"] == (2.0, 1.0, 0.0) and costs["bct"] == (1.0, 1.0, 0.0)
+    assert 1.0 < costs["rt"][0] < 1.1 and costs["rt"][1:] == (1.0, 0.0)
+    assert costs["fct"][:2] == (1.0, 1.0) and 0.0 < costs["fct"][2] < 0.1
+    assert costs["fct+side"][2] > costs["fct"][2]  # h reads the side-information too
 
 
 def test_every_auc_has_its_interval_and_every_two_methods_their_difference(demo):
