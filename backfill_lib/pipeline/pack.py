@@ -39,9 +39,18 @@ from ..core.orders import softmax_entropy
 from ..storage import atomic_write
 from .experiment import Experiment
 
-__all__ = ["PACK_FORMAT", "Pack", "build_pack", "load_pack", "save_pack"]
+__all__ = [
+    "PACK_FORMAT",
+    "SHIPPED_PACKS",
+    "Pack",
+    "build_pack",
+    "load_pack",
+    "pack_path",
+    "save_pack",
+]
 
 PACK_FORMAT = "backfill-pack/1"
+SHIPPED_PACKS = Path(__file__).resolve().parents[1] / "packs"  # the packs the course ships
 JPEG_QUALITY = 90
 MOSAIC_COLUMNS = 50
 FITTED_ON = ("old", "new")  # the models whose training-sample embeddings psi is fitted on
@@ -209,11 +218,26 @@ def save_pack(pack: Pack, path: str | Path) -> Path:
     return atomic_write(path, write)
 
 
+def pack_path(name: str | Path) -> Path:
+    """The pack file ``name`` names: a path to one, or the name of a pack the library ships
+    (``cifar10`` is ``backfill_lib/packs/cifar10.npz``); a FileNotFoundError lists those."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_PACKS / f"{name}.npz"
+    if path.suffix == "" and len(path.parts) == 1 and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED_PACKS.glob("*.npz"))) or "none"
+    raise FileNotFoundError(
+        f"{name}: no such pack file, nor a pack the library ships ({names}); "
+        "`backfill pack --out FILE` writes one"
+    )
+
+
 def load_pack(path: str | Path) -> Pack:
-    """The pack in ``path``, checked (embeddings as float32 unit rows)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such pack (`backfill pack` writes one)")
+    """The pack in ``path`` (a file, or a shipped pack's name: :func:`pack_path`), checked
+    (embeddings as float32 unit rows)."""
+    path = pack_path(path)
     with np.load(path, allow_pickle=False) as stored:
         needed = {"labels", "train_labels", "uncertainty", "thumbnail_items", "thumbnails_jpeg"}
         missing = {*needed, "meta"} - set(stored.files)

@@ -66,8 +66,10 @@ def method_label(method: str) -> str:
 
 
 def dataset_label(name: str) -> str:
-    """A dataset's name without its loader: ``imagefolder:cifar10`` -> ``cifar10``."""
-    return name.split(":", 1)[-1]
+    """A dataset's name without its loader and folders:
+    ``imagefolder:../shared/datasets/cifar10`` -> ``cifar10``,
+    ``tinyimagenet:data/tinyimagenet-dev100.tar`` -> ``tinyimagenet-dev100``."""
+    return Path(name.split(":", 1)[-1].rstrip("/")).name.removesuffix(".tar")
 
 
 def setting_label(results: dict) -> str:

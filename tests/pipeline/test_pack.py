@@ -15,7 +15,7 @@ from backfill_lib.explorer import BackfillExplorer
 from backfill_lib.pipeline.config import default_config
 from backfill_lib.pipeline.experiment import Experiment
 from backfill_lib.pipeline.notebook import notebook_experiment
-from backfill_lib.pipeline.pack import build_pack, load_pack, save_pack
+from backfill_lib.pipeline.pack import build_pack, load_pack, pack_path, save_pack
 from backfill_lib.pipeline.pack_experiment import PackExperiment
 
 METHODS = ("new/old", "drm", "bct", "rt", "rt+mc")
@@ -85,6 +85,17 @@ def test_arrays_that_disagree_are_refused_before_writing(packed, tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
+def test_a_shipped_pack_is_named_by_its_name_and_a_wrong_name_lists_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("backfill_lib.pipeline.pack.SHIPPED_PACKS", tmp_path)
+    (tmp_path / "tiny.npz").write_bytes(b"")
+    assert pack_path("tiny") == tmp_path / "tiny.npz"
+    assert pack_path(tmp_path / "tiny.npz") == tmp_path / "tiny.npz"
+    with pytest.raises(FileNotFoundError, match=r"nor a pack the library ships \(tiny\)"):
+        pack_path("other")
+    with pytest.raises(FileNotFoundError, match="no such pack file"):
+        pack_path("somewhere/tiny")  # a path is not a name
+
+
 def test_backfill_pack_wants_an_npz_file(tmp_path, capsys):
     assert main(["pack", "--out", str(tmp_path / "pack.txt")]) == 2
     assert "an .npz file" in capsys.readouterr().err
@@ -113,6 +124,11 @@ def test_notebooks_and_the_explorer_read_a_pack(pack_file, monkeypatch):
     monkeypatch.setenv("BACKFILL_DATASET", f"pack:{pack_file}")
     packed = notebook_experiment(methods=("drm", "rt"))
     assert isinstance(packed, PackExperiment) and packed.config.methods == ("drm", "rt")
+    monkeypatch.delenv("BACKFILL_DATASET")  # a notebook's own default, pictured for the explorer
+    pictured = notebook_experiment(("drm",), default=f"pack:{pack_file}", pictured=True)
+    assert len(pictured.data.test_labels) == 10 * 10
+    monkeypatch.setenv("BACKFILL_DATASET", "digits")  # the environment decides over it
+    assert isinstance(notebook_experiment(("drm",), default=f"pack:{pack_file}"), Experiment)
     pictured = PackExperiment(pack_file, methods=("drm", "rt+mc"), pictured=True)
     assert len(pictured.data.test_labels) == 10 * 10
     explorer = BackfillExplorer(pictured, top_k=4)

@@ -18,6 +18,8 @@ from backfill_lib.core.transformation import MetricCompatibleLoss
 from backfill_lib.methods.registry import method_names
 from backfill_lib.pipeline.config import default_config
 from backfill_lib.pipeline.experiment import Experiment
+from backfill_lib.pipeline.pack import load_pack
+from backfill_lib.pipeline.pack_experiment import PackExperiment
 from backfill_lib.serving.index import BackfillIndex
 from backfill_lib.serving.simulate import Simulation
 
@@ -75,6 +77,13 @@ def test_04_closed_form_psi_and_psi_width(experiment):
     expected = torch.linalg.lstsq(new.double(), old.double()).solution.float()
     torch.testing.assert_close(ex04.least_squares_psi(new, old), expected)
     assert ex04.rt_auc_by_psi_width(experiment, 0) > ex04.rt_auc_by_psi_width(experiment, 256)
+
+
+def test_04_on_the_pack_the_linear_and_the_mlp_psi_land_within_a_point():
+    """ex04's docstring on the notebook's default data, the CIFAR-10 pack's pictured images."""
+    packed = PackExperiment(load_pack("cifar10"), methods=("drm", "rt"), pictured=True)
+    linear, mlp = (ex04.rt_auc_by_psi_width(packed, hidden) for hidden in (0, 256))
+    assert abs(linear - mlp) < 0.01
 
 
 def test_05_the_loss_by_hand_and_what_tau_and_lambda_do(experiment, results):

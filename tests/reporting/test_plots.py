@@ -179,3 +179,11 @@ def test_compute_spent_adds_the_upfront_cost_the_backfill_and_the_queries_served
     drm = lines[get_method("drm").label]
     assert list(drm.get_xdata()) == pytest.approx([0, 2.5, 5])
     assert list(drm.get_ydata()) == pytest.approx([0, 50, 100])  # shares of the gain
+
+
+def test_a_dataset_is_named_without_its_loader_and_folders():
+    from backfill_lib.reporting.plots import dataset_label
+
+    assert dataset_label("digits") == "digits"
+    assert dataset_label("imagefolder:../shared/datasets/cifar10/") == "cifar10"
+    assert dataset_label("tinyimagenet:../data/tinyimagenet-dev100.tar") == "tinyimagenet-dev100"
