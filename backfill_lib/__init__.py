@@ -70,6 +70,7 @@ from .reporting.plots import (
     plot_distance_histograms,
     plot_gain_bars,
     plot_image_grid,
+    plot_quality_against_compute,
 )
 from .reporting.tables import column_glossary, format_compatibility, format_table
 from .serving.index import BackfillIndex
@@ -138,6 +139,7 @@ __all__ = [
     "plot_distance_histograms",
     "plot_gain_bars",
     "plot_image_grid",
+    "plot_quality_against_compute",
     "random_order",
     "rank_gallery",
     "register",

@@ -5,8 +5,7 @@
 - :mod:`.orders`: backfill orders and which items are backfilled at each curve step;
 - :mod:`.metrics`: the exact curve evaluator, AUC, relative gain, negative flips;
 - :mod:`.transformation`: psi and rho, a fitted transformation, and its two losses;
-- :mod:`.embeddings`: helpers shared by the losses (class means, dimension checks);
-- :mod:`.flops`: what one pass of a network costs, counted in FLOPs.
+- :mod:`.embeddings`: helpers shared by the losses (class means, dimension checks).
 
 This layer imports only torch and numpy (docs/architecture.md).
 """

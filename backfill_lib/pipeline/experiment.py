@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.embeddings import class_means
-from ..core.flops import forward_flops
 from ..core.merge import TwoPartEmbeddings
 from ..core.metrics import (
     MAX_STEPS,
@@ -45,6 +44,7 @@ from ..methods.registry import (
     trained_models,
 )
 from ..models.embedding import EmbeddingModel
+from ..models.flops import forward_flops
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
 from .config import ExperimentConfig, check_methods

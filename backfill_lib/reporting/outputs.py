@@ -16,6 +16,7 @@ Every figure has an SVG beside its PNG; every file is written atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -44,7 +45,10 @@ def write_outputs(results: list[dict], compatibility: dict | None, out: Path) ->
     for i, res in enumerate(results):
         name = "results.json" if i == 0 else f"results-{res['order']}.json"
         written.append(save_json(res, out / name))
-        figures = {"curves": plot_curves, "gains": plot_gain_bars}
+        figures: dict[str, Callable[[dict], plt.Figure]] = {
+            "curves": plot_curves,
+            "gains": plot_gain_bars,
+        }
         if compute_spent(res):
             figures["compute"] = plot_quality_against_compute
         for stem, plot in figures.items():

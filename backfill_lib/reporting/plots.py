@@ -135,9 +135,12 @@ def plot_curves(
     t = 100 * np.asarray(results["fractions"])
     shares = gain_shares(results) if gain_panel else {}
     for ax, panel in zip(axes, panels, strict=True):
-        drawn = {m: shares[m] if panel == "gain" else results["methods"][m][panel] for m in methods}
+        drawn = {  # in %
+            m: shares[m] if panel == "gain" else 100 * np.asarray(results["methods"][m][panel])
+            for m in methods
+        }
         for m in methods:
-            values = np.asarray(drawn[m]) * (1 if panel == "gain" else 100)
+            values = drawn[m]
             st = _style(m)
             aucs = ", ".join(
                 f"AUC-{name} {100 * _auc(results['methods'][m], name):.1f}" for name in metrics
@@ -192,7 +195,7 @@ def gain_shares(results: dict, metric: str = "mAP") -> dict[str, np.ndarray]:
     old_old = results["methods"]["old/old"][metric][0]
     new_new = results["methods"]["new/new"][metric][0]
     return {
-        m: relative_gain(np.asarray(values[metric]), old_old, new_new)
+        m: np.array([relative_gain(value, old_old, new_new) for value in values[metric]])
         for m, values in results["methods"].items()
     }
 
@@ -208,9 +211,9 @@ def zoomed_limits(values: list[np.ndarray], step: float = 5.0) -> tuple[float, f
     )
 
 
-def _label_metric_panel(ax: plt.Axes, name: str, curves: dict[str, list[float]]) -> None:
-    """A metric panel's title, y label and y range (zoomed to the curves, said so)."""
-    low, high = zoomed_limits([100 * np.asarray(v) for v in curves.values()])
+def _label_metric_panel(ax: plt.Axes, name: str, curves: dict[str, np.ndarray]) -> None:
+    """A metric panel's title, y label and y range (zoomed to the curves, in %, said so)."""
+    low, high = zoomed_limits(list(curves.values()))
     zoom = "" if (low, high) == (0.0, 100.0) else f", axis zoomed to {low:g}-{high:g}"
     ax.set(ylabel=f"{name} (%{zoom})", ylim=(low, high), title=f"{name} during backfilling")
 

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from backfill_lib.core.flops import forward_flops
+from backfill_lib.models.flops import forward_flops
 
 
 def test_a_linear_map_costs_two_flops_per_multiply_add():
