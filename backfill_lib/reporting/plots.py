@@ -231,17 +231,10 @@ def _label_gain_panel(ax: plt.Axes, shares: dict[str, np.ndarray]) -> None:
         title="mAP gain delivered (0 = old/old, 100 = new/new)",
     )
     below = [f"{method_label(m)} (lowest {v:.0f})" for m, v in lowest.items() if v < low]
-    if below:
-        ax.text(
-            0.98,
-            0.02,
-            "below the axis: " + ", ".join(below),
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="#555",
-        )
+    if below:  # one per line, at most three named: the note stays inside the panel
+        more = [f"and {len(below) - 3} more"] if len(below) > 3 else []
+        note = "\n".join(["below the axis:", *below[:3], *more])
+        ax.text(0.98, 0.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=6)
 
 
 def compute_spent(results: dict, query_load: float = QUERY_LOAD) -> dict[str, np.ndarray]:

@@ -79,7 +79,7 @@ def test_a_curve_far_below_old_old_leaves_the_gain_axis_with_a_note(results):
     gain = plot_curves(results).axes[-1]
     assert gain.get_ylim()[0] == -50
     note = " ".join(text.get_text() for text in gain.texts)
-    assert note.startswith("below the axis: " + get_method("new/old").label)
+    assert note.startswith("below the axis:\n" + get_method("new/old").label)
 
 
 def test_the_palette_tells_every_method_apart():
