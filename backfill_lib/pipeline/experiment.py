@@ -251,7 +251,7 @@ class Experiment:
         return results
 
     def flops(self, methods: tuple[str, ...]) -> tuple[dict[str, int], dict[str, int]]:
-        """What one pass costs (:func:`~backfill_lib.core.flops.forward_flops`): each
+        """What one pass costs (:func:`~backfill_lib.models.flops.forward_flops`): each
         trained model on one test image, and each fitted map (psi, with rho where learned)
         on one embedding."""
         example = torch.zeros(1, *self.data.test_data[0].shape[1:])  # (1, C, H, W)

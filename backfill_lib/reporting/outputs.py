@@ -2,7 +2,8 @@
 
 - ``results.json``: the first order's results (random by default), in the stable schema;
   ``results-<order>.json`` for every further order.
-- ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method.
+- ``curves-<order>.png``: mAP and top-1 against the backfilled fraction, every method, and
+  the mAP as a share of the upgrade's gain (0 = old/old, 100 = new/new).
 - ``gains-<order>.png``: relative gain per method.
 - ``compute-<order>.png``: the share of the gain against the compute spent (results that
   record each method's costs: those of an experiment that trained the models).
