@@ -60,6 +60,18 @@ def _style(method: str) -> dict:
     return {**registered.style, "label": registered.label}
 
 
+def _curve_style(style: dict) -> dict[str, Any]:
+    """The ``ax.plot`` keywords of a method's curve, from its :func:`_style`."""
+    return {
+        "color": style["color"],
+        "ls": style["ls"],
+        "marker": style.get("marker"),
+        "mfc": style.get("mfc", style["color"]),
+        "ms": style.get("ms", 4),
+        "lw": style.get("lw", 1.8),
+    }
+
+
 def method_label(method: str) -> str:
     """A method's display name: ``"rt+mc"`` -> ``"RT+MC (Seo et al.)"``."""
     return _style(method)["label"]
@@ -155,18 +167,9 @@ def plot_curves(
             if m in method_names("reference"):
                 ax.axhline(values[0], color=st["color"], ls=st["ls"], lw=1.2, label=label)
             else:
-                ax.plot(
-                    t,
-                    values,
-                    color=st["color"],
-                    ls=st["ls"],
-                    marker=st.get("marker"),
-                    mfc=st.get("mfc", st["color"]),
-                    ms=st.get("ms", 4),
-                    lw=st.get("lw", 1.8) + (1.5 if m == highlight else 0),
-                    label=label,
-                    **emphasis,
-                )
+                line = _curve_style(st) | emphasis
+                line["lw"] += 1.5 if m == highlight else 0
+                ax.plot(t, values, label=label, **line)
         if panel == "gain":
             _label_gain_panel(ax, drawn)
         else:
@@ -270,17 +273,7 @@ def plot_quality_against_compute(results: dict, query_load: float = QUERY_LOAD) 
         if m in method_names("reference"):
             ax.axhline(shares[m][0], color=st["color"], ls=st["ls"], lw=1.2, label=st["label"])
             continue
-        ax.plot(
-            x,
-            shares[m],
-            color=st["color"],
-            ls=st["ls"],
-            marker=st.get("marker"),
-            mfc=st.get("mfc", st["color"]),
-            ms=st.get("ms", 4),
-            lw=st.get("lw", 1.8),
-            label=label,
-        )
+        ax.plot(x, shares[m], label=label, **_curve_style(st))
     _label_gain_panel(ax, {m: shares[m] for m in spent})
     ax.set(
         xlabel=f"compute per gallery item (new-backbone passes; {query_load:g} "

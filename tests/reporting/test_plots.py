@@ -49,20 +49,27 @@ def test_the_legend_names_the_metric_of_every_auc(results):
     assert expected in texts and len(texts) == len(results["methods"])
 
 
-def test_metric_panels_zoom_to_a_narrow_band_and_say_so():
-    assert zoomed_limits([np.array([12.1, 20.9]), np.array([14.0, 18.3])]) == (10.0, 25.0)
-    assert zoomed_limits([np.array([1.2, 20.9]), np.array([61.0, 83.0])]) == (0.0, 100.0)
-    narrow = {
+def _toy(methods: dict) -> dict:
+    """A results.json of three curve points (t = 0, 0.5, 1) holding ``methods``."""
+    return {
         "dataset": "toy",
         "setting": "extended-class",
         "order": "random",
         "fractions": [0.0, 0.5, 1.0],
-        "methods": {
+        "methods": methods,
+    }
+
+
+def test_metric_panels_zoom_to_a_narrow_band_and_say_so():
+    assert zoomed_limits([np.array([12.1, 20.9]), np.array([14.0, 18.3])]) == (10.0, 25.0)
+    assert zoomed_limits([np.array([1.2, 20.9]), np.array([61.0, 83.0])]) == (0.0, 100.0)
+    narrow = _toy(
+        {
             "old/old": {"mAP": [0.12] * 3, "auc_mAP": 0.12, "relative_gain": 0.0},
             "new/new": {"mAP": [0.21] * 3, "auc_mAP": 0.21, "relative_gain": 100.0},
             "rt+mc": {"mAP": [0.18, 0.19, 0.21], "auc_mAP": 0.58 / 3, "relative_gain": 2200 / 27},
-        },
-    }
+        }
+    )
     fig = plot_curves(narrow, metrics=("mAP",))
     raw, gain = fig.axes
     assert raw.get_ylim() == (10.0, 25.0) and raw.get_ylabel() == "mAP (%, axis zoomed to 10-25)"
@@ -151,18 +158,14 @@ def _costed(results: dict, costs: dict[str, tuple[float, float, float]]) -> dict
 def test_compute_spent_adds_the_upfront_cost_the_backfill_and_the_queries_served():
     from backfill_lib.reporting.plots import compute_spent, plot_quality_against_compute
 
-    toy = {
-        "dataset": "toy",
-        "setting": "extended-class",
-        "order": "random",
-        "fractions": [0.0, 0.5, 1.0],
-        "methods": {
+    toy = _toy(
+        {
             "old/old": {"mAP": [0.2] * 3},
             "new/new": {"mAP": [0.6] * 3},
             "drm": {"mAP": [0.2, 0.4, 0.6]},
             "fct": {"mAP": [0.5, 0.55, 0.6]},
-        },
-    }
+        }
+    )
     with pytest.raises(ValueError, match="record no costs"):
         plot_quality_against_compute(toy)
     costed = _costed(
