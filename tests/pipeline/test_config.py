@@ -55,17 +55,20 @@ def test_the_fallback_reads_the_number_of_classes_from_the_data(image_tree, tmp_
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_the_cpu_profile_trains_in_bf16_only_where_it_is_native(monkeypatch, native):
+@pytest.mark.parametrize("profile", ["cpu", "imagenet"])
+def test_a_bf16_profile_trains_in_bf16_only_where_it_is_native(monkeypatch, native, profile):
     monkeypatch.setattr("backfill_lib.pipeline.config.bf16_is_native", lambda: native)
     expected = "bf16" if native else "fp32"  # emulated bf16 ran 18x slower than fp32
-    assert default_config("cifar10", "cpu", classes=10).new.precision == expected
-    assert default_config("cifar10", "cpu", classes=10).old.precision == expected
-    assert default_config("digits").new.precision == "fp32"
+    assert default_config("cifar10", profile, classes=10).new.precision == expected
+    assert default_config("cifar10", profile, classes=10).old.precision == expected
+    assert default_config("cifar10", "gpu", classes=10).new.precision == "fp32"
+    assert default_config("digits", profile).new.precision == "fp32"
 
 
-def test_every_profile_reads_its_tables():
+def test_every_profile_reads_its_tables(monkeypatch):
     """default_config holds no numbers of its own: each profile's models train as its table
     says (the new model with seed 1), digits on every profile as DIGITS_TRAINING."""
+    monkeypatch.setattr("backfill_lib.pipeline.config.bf16_is_native", lambda: True)
     for profile in ("gpu", "imagenet"):
         config = default_config("stream:/data/imagenet", profile, classes=1000)
         assert config.old == PROFILE_TRAINING[profile]

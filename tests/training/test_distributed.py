@@ -119,9 +119,14 @@ def test_two_processes_take_one_process_steps_exactly(tmp_path):
         torch.testing.assert_close(two["model"][name], tensor, rtol=1e-4, atol=1e-5)
 
 
-def test_two_processes_train_like_one(big_image_tree, tmp_path):
-    one = train(big_image_tree, tmp_path / "one", processes=1)
-    two = train(big_image_tree, tmp_path / "two", processes=2)
+@pytest.fixture(scope="module")
+def two_processes(big_image_tree, tmp_path_factory) -> dict:
+    """A two-process training of 4 epochs, which two tests compare with."""
+    return train(big_image_tree, tmp_path_factory.mktemp("two"), processes=2)
+
+
+def test_two_processes_train_like_one(big_image_tree, tmp_path, two_processes):
+    one, two = train(big_image_tree, tmp_path / "one", processes=1), two_processes
     assert len(two["history"]) == 4
     assert two["history"][-1] < 0.7 * two["history"][0]  # it learned
     ends = [0, -1]
@@ -139,12 +144,13 @@ def test_two_processes_train_from_files_left_on_disk(big_image_tree, tmp_path):
     assert two["stdout"].count("top-1") == 2
 
 
-def test_a_killed_two_process_run_resumes_to_the_same_weights(big_image_tree, tmp_path):
-    reference = train(big_image_tree, tmp_path / "reference", processes=2, epochs=8)
+def test_a_killed_two_process_run_resumes_to_the_same_weights(
+    big_image_tree, tmp_path, two_processes
+):
     cache = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.Popen(
-        train_command(big_image_tree, cache, 2, epochs=8),
+        train_command(big_image_tree, cache, 2, epochs=4),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -156,8 +162,8 @@ def test_a_killed_two_process_run_resumes_to_the_same_weights(big_image_tree, tm
     os.killpg(run.pid, signal.SIGKILL)  # the launcher and both ranks, mid-training
     run.wait()
     (partial,) = cache.glob("checkpoints/*.partial.pt")
-    assert 1 <= load_torch(partial)["epoch"] < 8
-    resumed = train(big_image_tree, cache, processes=2, epochs=8)
-    assert resumed["history"] == reference["history"]
-    for name, tensor in reference["model"].items():
+    assert 1 <= load_torch(partial)["epoch"] < 4
+    resumed = train(big_image_tree, cache, processes=2)
+    assert resumed["history"] == two_processes["history"]
+    for name, tensor in two_processes["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name

@@ -102,12 +102,12 @@ def test_a_run_that_does_not_learn_is_flagged(digits):
 
 
 def test_bf16_one_cycle_training_of_airbench_learns_and_embeds_in_fp32():
-    images, labels = colour_blobs(512)
+    images, labels = colour_blobs(256)
     profile = default_config(
         "cifar10", "cpu", classes=10
     ).new  # the shipped recipe, on a tiny budget
     config = replace(
-        profile, arch="airbench-half", embed_dim=16, epochs=4, batch_size=64, precision="bf16"
+        profile, arch="airbench-half", embed_dim=16, epochs=4, batch_size=32, precision="bf16"
     )
     assert config.schedule == "one-cycle"
     torch.manual_seed(0)
