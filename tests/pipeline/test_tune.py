@@ -133,7 +133,7 @@ def test_tune_on_digits_writes_the_options_that_drive_the_demo(cache, tmp_path, 
     """The issue's acceptance run: `backfill tune --dataset digits` on a small budget, then
     `backfill demo --options FILE`, whose results.json records and uses the choices."""
     options = tmp_path / "options.json"
-    tune = ["tune", "--dataset", "digits", "--budget", "2", "--cache", str(cache)]
+    tune = ["tune", "--dataset", "digits", "--budget", "2", "--epochs", "5", "--cache", str(cache)]
     assert main([*tune, "--out", str(options)]) == 0
     record = json.loads(options.read_text())
     assert set(record["search"]) == set(tunable_methods())

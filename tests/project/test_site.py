@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow  # executes the nine notebooks (digits models from
 def built(cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "BACKFILL_CACHE": str(cache)}
-    command = [sys.executable, str(ROOT / "docs" / "build_site.py"), "--out", str(out)]
+    build = [sys.executable, str(ROOT / "docs" / "build_site.py"), "--jobs", "2"]
+    command = [*build, "--out", str(out)]
     subprocess.run(command, env=env, check=True, timeout=1800, capture_output=True)
     return out
 
