@@ -6,7 +6,8 @@ CPU threads. Prints images/s per backbone and layout/precision, whether this CPU
 bf16 (:func:`backfill_lib.compute.bf16_is_native`), and, last, ``ratio <airbench in the
 precision the CPU profile picks here / airbench in the other precision>`` (both
 channels-last): above 1 when the profile's pick is the faster one. ``--compile`` adds a
-``torch.compile``d bf16 column (the CPU profile does not compile: it was slower on AMX).
+``torch.compile``d channels-last column in the precision the CPU profile picks here (the
+profile does not compile: it was slower in bf16 on AMX).
 
     python bench/backbones.py [--archs resnet20 airbench ...] [--batch 256] [--steps 6]
                               [--compile]
@@ -60,7 +61,9 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (bf16)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile, in the profile's pick"
+    )
     args = parser.parse_args()
     picked = default_config("cifar10", classes=10).new.precision
     print(
@@ -76,8 +79,9 @@ def main() -> None:
             speed[arch, name] = images_per_second(arch, bf16, channels_last, args.batch, args.steps)
             line += f"   {name} {speed[arch, name]:6.0f}"
         if args.compile:
-            compiled = images_per_second(arch, True, True, args.batch, args.steps, True)
-            line += f"   bf16 compiled {compiled:6.0f}"
+            bf16 = picked == "bf16"
+            compiled = images_per_second(arch, bf16, True, args.batch, args.steps, True)
+            line += f"   {picked} compiled {compiled:6.0f}"
         print(line, flush=True)
     if "airbench" in args.archs:
         other = "fp32" if picked == "bf16" else "bf16"
