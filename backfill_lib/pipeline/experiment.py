@@ -48,7 +48,13 @@ from ..models.flops import forward_flops
 from ..storage import default_cache_dir
 from .artefacts import ArtefactStore
 from .config import ExperimentConfig, check_methods
-from .summary import add_intervals, bootstrap_curves, method_costs, summarise_methods
+from .summary import (
+    add_intervals,
+    bootstrap_curves,
+    method_costs,
+    results_record,
+    summarise_methods,
+)
 
 __all__ = ["Embeddings", "Experiment", "Plan", "Report"]
 
@@ -235,17 +241,17 @@ class Experiment:
         methods = summarise_methods(evaluated)
         for method, costs in method_costs(evaluated, *self.flops(tuple(evaluated))).items():
             methods[method] |= costs
-        results = {
-            "dataset": self.data.dataset.name,
-            "setting": self.config.setting,
-            "options": self.config.options,
-            "order": order,
-            "fractions": evaluated["old/old"][1].fractions.tolist(),
-            "gallery_size": len(self.data.test_labels),
-            "methods": methods,
-            "models": self.model_summary(trained_models(tuple(evaluated))),
-            "config": asdict(self.config),
-        }
+        results = results_record(
+            evaluated,
+            order,
+            dataset=self.data.dataset.name,
+            setting=self.config.setting,
+            options=self.config.options,
+            gallery_size=len(self.data.test_labels),
+            methods=methods,
+            models=self.model_summary(trained_models(tuple(evaluated))),
+            config=asdict(self.config),
+        )
         if bootstrap is not None:
             add_intervals(results, bootstrap, against)
         return results

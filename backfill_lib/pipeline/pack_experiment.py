@@ -21,7 +21,7 @@ from ..core.transformation import Transformation, TransformConfig
 from ..methods.registry import GalleryEmbeddings, get_method, method_names
 from ..training.transformation import fit_transformation
 from .pack import Pack, load_pack
-from .summary import add_intervals, bootstrap_curves, summarise_methods
+from .summary import add_intervals, bootstrap_curves, results_record, summarise_methods
 
 __all__ = ["PackConfig", "PackData", "PackExperiment"]
 
@@ -156,17 +156,17 @@ class PackExperiment:
         first, seed = self.config.orders[0], self.config.order_seed
         bootstraps = {o: bootstrap_curves(self._evaluated(o), seed) for o in {first, order}}
         evaluated = self._evaluated(order)
-        results = {
-            "dataset": self.config.dataset,
-            "setting": self.config.setting,
-            "options": self.config.options,
-            "order": order,
-            "fractions": evaluated["old/old"][1].fractions.tolist(),
-            "gallery_size": len(self._rows),
-            "methods": summarise_methods(evaluated),
-            "models": {m: self.pack.meta["models"][m] for m in self.pack.test},
-            "config": {"pack": self.pack.meta["command"], "steps": self.config.steps},
-        }
+        results = results_record(
+            evaluated,
+            order,
+            dataset=self.config.dataset,
+            setting=self.config.setting,
+            options=self.config.options,
+            gallery_size=len(self._rows),
+            methods=summarise_methods(evaluated),
+            models={m: self.pack.meta["models"][m] for m in self.pack.test},
+            config={"pack": self.pack.meta["command"], "steps": self.config.steps},
+        )
         add_intervals(results, bootstraps[order], (first, bootstraps[first]))
         return results
 

@@ -1,7 +1,8 @@
 """What ``results.json`` says about one backfill order, from the curves of its methods:
 every metric of METHOD.md section 5 per method, and the paired bootstrap intervals of
-section 5b. Shared by :class:`~.experiment.Experiment` (models it trained) and
-:func:`~.upgrade.evaluate_upgrade` (embeddings a user brings)."""
+section 5b, in one schema (:func:`results_record`). Shared by
+:class:`~.experiment.Experiment` (models it trained), :func:`~.upgrade.evaluate_upgrade`
+(embeddings a user brings) and :class:`~.pack_experiment.PackExperiment` (a pack's)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,44 @@ __all__ = [
     "add_intervals",
     "bootstrap_curves",
     "method_costs",
+    "results_record",
     "summarise_methods",
 ]
 
 INTERVAL_METRICS = ("auc_mAP", "auc_top1", "final_mAP")
 
 Evaluated = dict[str, tuple[TwoPartEmbeddings, Curve]]  # method -> (its parts, its curve)
+
+
+def results_record(
+    evaluated: Evaluated,
+    order: str,
+    *,
+    dataset: str,
+    setting: str,
+    options: str,
+    gallery_size: int,
+    methods: dict[str, dict],
+    models: dict,
+    config: dict,
+    **described: object,
+) -> dict:
+    """The ``results.json`` dictionary of one order, its keys in the schema's order
+    (docs/usage.md): what was run, on what, ``methods`` (:func:`summarise_methods`, with
+    whatever the caller adds) and the models and configuration. ``described``: further
+    facts of the run, after ``gallery_size``."""
+    return {
+        "dataset": dataset,
+        "setting": setting,
+        "options": options,
+        "order": order,
+        "fractions": evaluated["old/old"][1].fractions.tolist(),
+        "gallery_size": gallery_size,
+        **described,
+        "methods": methods,
+        "models": models,
+        "config": config,
+    }
 
 
 def summarise_methods(evaluated: Evaluated) -> dict[str, dict]:

@@ -43,7 +43,7 @@ from ..core.transformation import (
 from ..methods.registry import GalleryEmbeddings, get_method
 from ..storage import load_torch, save_torch
 from ..training.transformation import fit_transformation
-from .summary import add_intervals, bootstrap_curves, summarise_methods
+from .summary import add_intervals, bootstrap_curves, results_record, summarise_methods
 
 __all__ = [
     "UPGRADE_METHODS",
@@ -235,23 +235,23 @@ def evaluate_upgrade(
     for method in (*references, *methods):
         parts = get_method(method).parts(gallery)
         evaluated[method] = parts, evaluate_curve(parts, evaluation_labels, order, steps)
-    results = {
-        "dataset": "your embeddings",
-        "setting": "your upgrade",
-        "options": options_source or "fallback: the registry's psi options (chosen on digits)",
-        "order": "random",
-        "fractions": evaluated["old/old"][1].fractions.tolist(),
-        "gallery_size": int((~train).sum()),
-        "training_items": int(train.sum()),
-        "methods": summarise_methods(evaluated),
-        "models": {},  # not trained here: what results.json says of a trained model is unknown
-        "config": {
+    results = results_record(
+        evaluated,
+        "random",
+        dataset="your embeddings",
+        setting="your upgrade",
+        options=options_source or "fallback: the registry's psi options (chosen on digits)",
+        gallery_size=int((~train).sum()),
+        training_items=int(train.sum()),
+        methods=summarise_methods(evaluated),
+        models={},  # not trained here: what results.json says of a trained model is unknown
+        config={
             "dims": {"old": int(old.shape[1]), "new": int(new.shape[1])},
             "steps": steps,
             "order_seed": order_seed,
             "transformations": {m: asdict(c) for m, c in configs.items()},
         },
-    }
+    )
     add_intervals(results, bootstrap_curves(evaluated, order_seed))
     evaluated_parts = {method: two_parts for method, (two_parts, _) in evaluated.items()}
     items = np.flatnonzero(~train)
