@@ -269,7 +269,10 @@ def _add_tune(sub: Any) -> None:
     )
     _add_common(tune, options=False)
     tune.add_argument(
-        "--out", default="out/options.json", help="the options file (default %(default)s)"
+        "--out",
+        default="out/options.json",
+        help="the options file, rewritten after every candidate: a search into an existing "
+        "one resumes it or adds methods to it (default %(default)s)",
     )
     tune.add_argument(
         "--methods",
@@ -509,7 +512,12 @@ def _tune(args: argparse.Namespace, start: float) -> None:
     )
     for line in describe(record):
         print(line)
-    print(f"wrote {out} in {time.perf_counter() - start:.1f} s; run with --options {out}")
+    took = f"wrote {out} in {time.perf_counter() - start:.1f} s"
+    if record.get("pending"):
+        pending = " ".join(record["pending"])
+        print(f"{took}; to finish it: backfill tune --methods {pending} --out {out} ...")
+    else:
+        print(f"{took}; run with --options {out}")
 
 
 def _evaluate(args: argparse.Namespace, start: float) -> None:

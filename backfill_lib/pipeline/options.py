@@ -65,6 +65,11 @@ def load_options(path: str | Path) -> TunedOptions:
             f"{path} is not an options file (format {record.get('format')!r}, expected "
             f"{OPTIONS_FORMAT!r}); {_FIX}"
         )
+    if record.get("pending"):
+        raise ValueError(
+            f"the search in {path} is unfinished ({', '.join(record['pending'])} pending); "
+            f"run `backfill tune` again with --out {path} to finish it"
+        )
     for key in ("dataset", "profile", "fingerprint"):
         if not isinstance(record.get(key), str):
             raise ValueError(f"{path}: {key!r} is missing or not a string; {_FIX}")

@@ -14,12 +14,14 @@ the evidence, is an options file (:mod:`.options`).
 
 Every candidate's models and curves are cached by their configuration like any run's, so an
 interrupted search resumes where it stopped and a larger budget reuses the smaller one's
-candidates (the draws of budget k are the first k of any larger one).
+candidates (the draws of budget k are the first k of any larger one). The options file is
+the search's ledger too (:func:`tune`): a search resumes from it where the cache is gone.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..methods.registry import get_method, method_names
-from ..storage import save_json
+from ..storage import load_json, save_json
 from .config import ExperimentConfig
 from .experiment import Experiment
 from .options import OPTIONS_FORMAT
@@ -133,6 +135,13 @@ def tune(
 
     ``base`` gives the data, the models' training and the starting options (the fallback);
     it is run with ``validation=True`` whatever it says.
+
+    The options file is also the search's ledger: it is rewritten after every candidate, and
+    a search into an existing file (same data, models, rule and budget, else an error) keeps
+    its methods and scored candidates and trains only what is missing. So a search resumes
+    on a machine whose cache is empty, and runs in parts (``methods`` at a time) into one
+    file. Methods whose candidates are not all scored yet are listed under ``pending``;
+    :func:`~backfill_lib.pipeline.options.load_options` refuses such a file.
     """
     if budget < 1:
         raise ValueError(f"budget {budget}: give at least 1 candidate per method")
@@ -144,19 +153,37 @@ def tune(
             )
     base = replace(base, validation=True)
     lists = {m: candidates(m, _current_options(base, m), budget, seed) for m in methods}
-    search: dict[str, dict] = {}
-    progress = tqdm(total=sum(map(len, lists.values())), desc="tune", unit="candidate")
+    out = Path(out)
+    header = _header(base, Experiment(base, data_root, cache_dir, download), profile, budget, seed)
+    search = _ledger(out, header)
     for method, option_sets in lists.items():
-        scored = []
-        for options in option_sets:
+        search[method] = _summary(_known(search.get(method), option_sets), len(option_sets))
+    todo = sum(len(option_sets) for option_sets in lists.values())
+    known = sum(len(search[m]["candidates"]) for m in lists)
+    progress = tqdm(total=todo, initial=known, desc="tune", unit="candidate")
+    for method, option_sets in lists.items():
+        scored = _known(search[method], option_sets)
+        for options in option_sets[len(scored) :]:
             config = with_options(base, method, options)
             experiment = Experiment(config, data_root, cache_dir, download)
             scored.append(Candidate(options, *validation_scores(experiment, method)))
+            search[method] = _summary(scored, len(option_sets))
+            save_json(_record(header, search, base), out)
             progress.update()
-        search[method] = _summary(scored)
     progress.close()
+    record = _record(header, search, base)
+    save_json(record, out)
+    return record
+
+
+def _header(
+    base: ExperimentConfig, experiment: Experiment, profile: str, budget: int, seed: int
+) -> dict:
+    """What an options file says about the search itself: the data, the rule, the budget and
+    the models (their training, precision included). Two searches with the same header can
+    share a ledger."""
     data = experiment.data
-    record = {
+    header = {
         "format": OPTIONS_FORMAT,
         "dataset": data.dataset.name,
         "profile": profile,
@@ -176,28 +203,61 @@ def tune(
             f"({base.new.epochs} epochs) for a compatible method, psi for a transformation "
             "method; old and new trained once, shared",
         },
-        "compatible_losses": {
-            m: search[m]["chosen_options"] for m in methods if m in base.compatible_losses
-        },
-        "transformations": {
-            m: search[m]["chosen_options"] for m in methods if m in base.transformations
-        },
-        "search": search,
         "models": {"old": asdict(base.old), "new": asdict(base.new)},
     }
-    save_json(record, out)
-    return record
+    return json.loads(json.dumps(header))  # as it reads back from the file: lists, not tuples
 
 
-def _summary(scored: list[Candidate]) -> dict:
-    """A method's search for the options file: every candidate's scores and the choice."""
-    chosen = choose(scored)
-    rest = sorted((c.auc_mAP for i, c in enumerate(scored) if i != chosen), reverse=True)
+def _ledger(out: Path, header: dict) -> dict[str, dict]:
+    """The searches an earlier run recorded in ``out`` (none when there is no file), which
+    must have been made on ``header``'s terms."""
+    if not out.exists():
+        return {}
+    fix = f"give another --out, or remove {out} to start the search over"
+    record = load_json(out, dict, fix=fix)
+    for key, value in header.items():
+        if record.get(key) != value:
+            raise ValueError(
+                f"{out} holds a search made on other terms ({key!r} is {record.get(key)!r} "
+                f"there, {value!r} here); {fix}"
+            )
+    return dict(record.get("search", {}))
+
+
+def _known(search: dict | None, option_sets: list[dict]) -> list[Candidate]:
+    """The leading candidates of ``option_sets`` that ``search`` (a method's entry in a
+    ledger) has scored already."""
+    recorded = {
+        json.dumps(c["options"], sort_keys=True): c for c in (search or {}).get("candidates", [])
+    }
+    known = []
+    for options in option_sets:
+        entry = recorded.get(json.dumps(options, sort_keys=True))
+        if entry is None:
+            break
+        scores = (entry["val_auc_mAP"], entry["val_mAP_t0"], entry["val_old_old_mAP"])
+        known.append(Candidate(options, *scores))
+    return known
+
+
+def _record(header: dict, search: dict[str, dict], base: ExperimentConfig) -> dict:
+    """The options file: ``header``, the chosen options of every finished method, the
+    methods still pending and every candidate's scores."""
+    finished = {m: s["chosen_options"] for m, s in search.items() if "chosen" in s}
+    pending = [m for m, s in search.items() if "chosen" not in s]
     return {
-        "chosen": chosen,
-        "chosen_options": scored[chosen].options,
-        "compatible": scored[chosen].compatible,
-        "lead_over_next_best": scored[chosen].auc_mAP - rest[0] if rest else None,
+        **header,
+        "compatible_losses": {m: o for m, o in finished.items() if m in base.compatible_losses},
+        "transformations": {m: o for m, o in finished.items() if m in base.transformations},
+        **({"pending": pending} if pending else {}),
+        "search": search,
+    }
+
+
+def _summary(scored: list[Candidate], size: int) -> dict:
+    """A method's search for the options file: every candidate's scores and, once all
+    ``size`` of them are scored, the choice."""
+    record = {
         "candidates": [
             {
                 "options": c.options,
@@ -207,15 +267,30 @@ def _summary(scored: list[Candidate]) -> dict:
                 "compatible": c.compatible,
             }
             for c in scored
-        ],
+        ]
+    }
+    if len(scored) < size:
+        return record
+    chosen = choose(scored)
+    rest = sorted((c.auc_mAP for i, c in enumerate(scored) if i != chosen), reverse=True)
+    return {
+        "chosen": chosen,
+        "chosen_options": scored[chosen].options,
+        "compatible": scored[chosen].compatible,
+        "lead_over_next_best": scored[chosen].auc_mAP - rest[0] if rest else None,
+        **record,
     }
 
 
 def describe(record: dict) -> list[str]:
     """One line per method of an options file's record: the searched options it chose, its
-    validation AUC-mAP, and whether it passed the criterion."""
+    validation AUC-mAP, and whether it passed the criterion (or, for a method still pending,
+    how many candidates are scored)."""
     lines = []
     for method, search in record["search"].items():
+        if "chosen" not in search:
+            lines.append(f"{method:7s} pending: {len(search['candidates'])} candidates scored")
+            continue
         best = search["candidates"][search["chosen"]]
         searched = {k: best["options"][k] for k in get_method(method).search_space}
         passed = "" if search["compatible"] else "; no candidate passed the criterion"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import backfill_lib.data.splits as splits
+import backfill_lib.pipeline.tune as tune_module
 from backfill_lib.cli import main
 from backfill_lib.methods.registry import get_method
 from backfill_lib.pipeline.config import default_config
@@ -90,6 +91,57 @@ def test_the_search_never_reads_a_test_image(unreadable_test_split, tmp_path, ca
     config = default_config("digits", options=options, methods=("bct",), limit_images=150)
     with pytest.raises(AssertionError, match="the test split was read"):
         len(Experiment(config, cache_dir=cache).data.test_labels)
+
+
+def _small_tune(tmp_path, *args, cache="cache", budget="2"):
+    """``backfill tune`` on 150 digits images, 1 epoch, into ``tmp_path/options.json``."""
+    common = ["--dataset", "digits", "--epochs", "1", "--limit-images", "150", "--budget", budget]
+    out = ["--cache", str(tmp_path / cache), "--out", str(tmp_path / "options.json")]
+    return main(["tune", *common, *out, *args])
+
+
+def test_an_interrupted_search_resumes_from_its_options_file_on_an_empty_cache(
+    tmp_path, monkeypatch
+):
+    score = tune_module.validation_scores
+    scored = []
+
+    def interrupted_after_one(experiment, method):
+        if scored:
+            raise KeyboardInterrupt
+        scored.append(method)
+        return score(experiment, method)
+
+    monkeypatch.setattr(tune_module, "validation_scores", interrupted_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        _small_tune(tmp_path, "--methods", "rt", "bct")
+    out = tmp_path / "options.json"
+    first = json.loads(out.read_text())
+    assert first["pending"] == ["rt", "bct"] and first["transformations"] == {}
+    assert [len(first["search"][m]["candidates"]) for m in ("rt", "bct")] == [1, 0]
+    with pytest.raises(ValueError, match=r"unfinished \(rt, bct pending\); run `backfill tune`"):
+        load_options(out)
+    scored.clear()
+    counting = lambda experiment, method: scored.append(method) or score(experiment, method)  # noqa: E731
+    monkeypatch.setattr(tune_module, "validation_scores", counting)
+    # another machine: nothing cached, only the file; the scored candidate is not trained again
+    assert _small_tune(tmp_path, "--methods", "rt", "bct", cache="empty") == 0
+    assert scored == ["rt", "bct", "bct"]
+    record = json.loads(out.read_text())
+    assert "pending" not in record and set(load_options(out).methods) == {"bct", "rt"}
+    assert record["search"]["rt"]["candidates"][0] == first["search"]["rt"]["candidates"][0]
+
+
+def test_a_search_runs_in_parts_into_one_file_and_refuses_one_on_other_terms(tmp_path, capsys):
+    assert _small_tune(tmp_path, "--methods", "rt") == 0
+    assert _small_tune(tmp_path, "--methods", "bct") == 0
+    options = load_options(tmp_path / "options.json")
+    assert set(options.methods) == {"bct", "rt"}
+    capsys.readouterr()
+    assert _small_tune(tmp_path, "--methods", "rt", budget="3") == 2
+    error = capsys.readouterr().err
+    assert "holds a search made on other terms ('budget'" in error
+    assert f"remove {tmp_path / 'options.json'} to start the search over" in error
 
 
 def test_an_options_file_sets_the_methods_it_names_and_says_so(tmp_path):
