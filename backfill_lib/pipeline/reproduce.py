@@ -17,15 +17,18 @@ the first seed); its section of ``<out>/results.md`` (the mean and spread over s
 claims on each seed, with the command that made it) is kept in ``<out>/sections.json``, its
 spread in ``<out>/summary.json`` and its claims' verdicts (holds, fails or tie: METHOD.md
 section 5b) in ``<out>/verdicts.json``, so a setting rerun with more seeds replaces its own
-section and keeps the others'. Seed ``s`` seeds the models (2s, 2s + 1), the data split and
-the backfill order.
+section and keeps the others'. Each seed's reports are kept in ``<out>/<setting>/seeds/``
+with the configuration and data they were made on: a rerun reads them instead of training
+again, even on an empty cache, so a long reproduction spans sessions seed by seed. Seed
+``s`` seeds the models (2s, 2s + 1), the data split and the backfill order.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,7 +38,7 @@ from ..reporting.outputs import write_outputs
 from ..reporting.tables import markdown_table, models_markdown
 from ..storage import CorruptFileError, atomic_write, load_json, save_json
 from .config import ExperimentConfig, dataset_classes, default_config
-from .experiment import Experiment
+from .experiment import Experiment, Report
 from .options import TunedOptions
 
 __all__ = [
@@ -233,8 +236,9 @@ def reproduce(
     ``results.md``, ``summary.json`` and ``verdicts.json`` (each claim's verdict per setting,
     overall and per seed) are rewritten after every finished setting, listing
     the settings still to run, so an interrupted run leaves every finished result readable
-    (and the cache lets a rerun of the same command pick up where it stopped). Settings run
-    earlier into ``out`` and not named in ``settings`` keep their sections.
+    (and the cache, and each finished seed's file, let a rerun of the same command pick up
+    where it stopped). Settings run earlier into ``out`` and not named in ``settings`` keep
+    their sections.
     """
     if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
         raise ValueError(
@@ -254,15 +258,15 @@ def reproduce(
     sections = _load_json(out / "sections.json", str)
     verdicts = _load_json(out / "verdicts.json", list)
     for done, name in enumerate(settings, 1):
-        start = time.perf_counter()
-        per_seed = []
+        per_seed, minutes = [], 0.0
         for seed in seeds:
             config = setting_config(dataset, profile, name, seed, epochs, options, classes)
-            report = Experiment(config, data_root, cache_dir, download).run()
+            experiment = Experiment(config, data_root, cache_dir, download)
+            report, seed_minutes = _seed_run(experiment, out / name / "seeds" / f"{seed}.json")
             if seed == seeds[0]:
                 write_outputs(report.results, report.compatibility, out / name)
             per_seed.append({results["order"]: results for results in report.results})
-        minutes = (time.perf_counter() - start) / 60
+            minutes += seed_minutes
         summary[name] = spread_over_seeds(per_seed)
         made_by = f"{command} --settings {name} --seeds {' '.join(map(str, seeds))}"
         sections[name] = _section(name, config, per_seed, summary[name], seeds, made_by, minutes)
@@ -284,6 +288,32 @@ def reproduce(
         )
         path = atomic_write(out / "results.md", partial(Path.write_text, data=text))
     return path
+
+
+def _seed_run(experiment: Experiment, path: Path) -> tuple[Report, float]:
+    """One seed's report and the minutes it took to make: read from ``path`` when an earlier
+    run wrote it for the same configuration and data, so a rerun on an empty cache (another
+    session's machine) does not train that seed again; else run, and written to ``path``."""
+    config = json.loads(json.dumps(asdict(experiment.config)))  # as it reads back
+    fingerprint = experiment.data.dataset.fingerprint()
+    if path.exists():
+        record = load_json(path, dict, fix=f"delete {path} to run the seed again")
+        if record.get("config") == config and record.get("fingerprint") == fingerprint:
+            return Report(record["results"], record["compatibility"]), record["minutes"]
+    start = time.perf_counter()
+    report = experiment.run()
+    minutes = (time.perf_counter() - start) / 60
+    save_json(
+        {
+            "config": config,
+            "fingerprint": fingerprint,
+            "minutes": minutes,
+            "results": report.results,
+            "compatibility": report.compatibility,
+        },
+        path,
+    )
+    return report, minutes
 
 
 def _in_setting_order(by_setting: dict) -> dict:
@@ -344,7 +374,8 @@ def _section(
         "",
         f"Made by `{made_by}`. Old {config.old.arch} ({config.old.epochs} epochs), new "
         f"{config.new.arch}, {config.new.embed_dim}-d; seeds {list(seeds)}; {minutes:.1f} min "
-        f"on this run. Figures: [{name}/]({name}/results.md). Options: {config.options}.",
+        f"(the seeds' runs, each timed when it ran). Figures: [{name}/]({name}/results.md). "
+        f"Options: {config.options}.",
         "",
     ]
     for order, res in first.items():

@@ -129,7 +129,7 @@ def test_the_heterogeneous_setting_is_labelled_with_its_architectures():
 
 
 @pytest.mark.slow
-def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
+def test_reproduce_on_digits_writes_every_setting(tmp_path, cache, monkeypatch):
     out = tmp_path / "figs"
     args = [
         "reproduce",
@@ -188,6 +188,13 @@ def test_reproduce_on_digits_writes_every_setting(tmp_path, cache):
     assert list(verdicts) == ["extended-class", "open-class"]
     (a,) = [c for c in verdicts["extended-class"] if c["text"].startswith("(a)")]
     assert a["verdict"] in ("holds", "fails", "tie") and set(a["seeds"]) == {"0", "1"}
+    # another machine, nothing cached: every seed is read from its file, nothing runs again
+    assert sorted(p.name for p in (out / "open-class" / "seeds").iterdir()) == ["0.json", "1.json"]
+    monkeypatch.setattr(Experiment, "run", lambda self: pytest.fail("a seed ran again"))
+    assert main([*args[:11], "--cache", str(tmp_path / "empty"), *args[13:]]) == 0
+    assert (out / "results.md").read_text() == text
+    assert json.loads((out / "verdicts.json").read_text()) == verdicts
+    monkeypatch.undo()
     # a setting rerun on its own replaces its section and keeps the other's
     assert main([*args[:5], "--seeds", "1", "--settings", "open-class", *args[11:]]) == 0
     text = (out / "results.md").read_text()
