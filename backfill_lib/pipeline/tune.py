@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -57,12 +58,14 @@ RULE = (
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate's options and its validation scores."""
+    """One candidate's options, its validation scores and the minutes its run took (with the
+    shared old and new models when it was the first to need them; ``None`` when unrecorded)."""
 
     options: dict
     auc_mAP: float
     mAP_t0: float
     old_old_mAP: float
+    minutes: float | None = None
 
     @property
     def compatible(self) -> bool:
@@ -165,8 +168,10 @@ def tune(
         scored = _known(search[method], option_sets)
         for options in option_sets[len(scored) :]:
             config = with_options(base, method, options)
-            experiment = Experiment(config, data_root, cache_dir, download)
-            scored.append(Candidate(options, *validation_scores(experiment, method)))
+            start = time.perf_counter()
+            scores = validation_scores(Experiment(config, data_root, cache_dir, download), method)
+            minutes = (time.perf_counter() - start) / 60
+            scored.append(Candidate(options, *scores, minutes=minutes))
             search[method] = _summary(scored, len(option_sets))
             save_json(_record(header, search, base), out)
             progress.update()
@@ -236,7 +241,7 @@ def _known(search: dict | None, option_sets: list[dict]) -> list[Candidate]:
         if entry is None:
             break
         scores = (entry["val_auc_mAP"], entry["val_mAP_t0"], entry["val_old_old_mAP"])
-        known.append(Candidate(options, *scores))
+        known.append(Candidate(options, *scores, minutes=entry.get("minutes")))
     return known
 
 
@@ -265,6 +270,7 @@ def _summary(scored: list[Candidate], size: int) -> dict:
                 "val_mAP_t0": c.mAP_t0,
                 "val_old_old_mAP": c.old_old_mAP,
                 "compatible": c.compatible,
+                "minutes": c.minutes,
             }
             for c in scored
         ]

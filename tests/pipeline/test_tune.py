@@ -119,6 +119,7 @@ def test_an_interrupted_search_resumes_from_its_options_file_on_an_empty_cache(
     first = json.loads(out.read_text())
     assert first["pending"] == ["rt", "bct"] and first["transformations"] == {}
     assert [len(first["search"][m]["candidates"]) for m in ("rt", "bct")] == [1, 0]
+    assert first["search"]["rt"]["candidates"][0]["minutes"] > 0  # old and new models included
     with pytest.raises(ValueError, match=r"unfinished \(rt, bct pending\); run `backfill tune`"):
         load_options(out)
     scored.clear()
