@@ -29,6 +29,7 @@ __all__ = [
     "FILE_MODE",
     "FORMAT_VERSION",
     "OutOfSpaceError",
+    "as_json",
     "atomic_write",
     "config_key",
     "ConfigMismatchError",
@@ -194,6 +195,12 @@ def save_torch(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from a JSON file (tuples as lists, other objects as their
+    text), so that a configuration compares equal to the one a file recorded."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def save_json(obj: Any, path: str | Path) -> Path:
     """Pretty JSON through :func:`atomic_write`."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
@@ -244,7 +251,7 @@ def load_torch(path: str | Path, expected_config: Mapping[str, Any] | None = Non
         ) from err
     if expected_config is not None:
         stored = obj.get("config") if isinstance(obj, dict) else None
-        expected = json.loads(json.dumps(expected_config, default=str))
+        expected = as_json(expected_config)
         if stored != expected:
             stored = stored or {}
             fields = sorted(

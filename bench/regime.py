@@ -16,7 +16,6 @@ machines whose cache is empty (commit ``--out`` in between).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from _common import experiment_parser
 
 from backfill_lib import Experiment, default_config
 from backfill_lib.pipeline.options import load_options
-from backfill_lib.storage import load_json, save_json
+from backfill_lib.storage import as_json, load_json, save_json
 
 METHODS = ("drm", "rt", "bct")
 
@@ -75,7 +74,7 @@ def main() -> None:
         config = replace(base, new=replace(base.new, epochs=epochs))
         experiment = Experiment(config, args.data_root, args.cache)
         made_on = {
-            "config": json.loads(json.dumps(asdict(config))),
+            "config": as_json(asdict(config)),
             "fingerprint": experiment.data.dataset.fingerprint(("train",)),
         }
         done = record.get(str(epochs))

@@ -25,7 +25,6 @@ again, even on an empty cache, so a long reproduction spans sessions seed by see
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -36,7 +35,7 @@ from ..core.statistics import combine, verdict
 from ..methods.registry import get_method, method_names
 from ..reporting.outputs import write_outputs
 from ..reporting.tables import markdown_table, models_markdown
-from ..storage import CorruptFileError, atomic_write, load_json, save_json
+from ..storage import CorruptFileError, as_json, atomic_write, load_json, save_json
 from .config import ExperimentConfig, dataset_classes, default_config
 from .experiment import Experiment, Report
 from .options import TunedOptions
@@ -294,7 +293,7 @@ def _seed_run(experiment: Experiment, path: Path) -> tuple[Report, float]:
     """One seed's report and the minutes it took to make: read from ``path`` when an earlier
     run wrote it for the same configuration and data, so a rerun on an empty cache (another
     session's machine) does not train that seed again; else run, and written to ``path``."""
-    config = json.loads(json.dumps(asdict(experiment.config)))  # as it reads back
+    config = as_json(asdict(experiment.config))
     fingerprint = experiment.data.dataset.fingerprint()
     if path.exists():
         record = load_json(path, dict, fix=f"delete {path} to run the seed again")

@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..methods.registry import get_method, method_names
-from ..storage import load_json, save_json
+from ..storage import as_json, load_json, save_json
 from .config import ExperimentConfig
 from .experiment import Experiment
 from .options import OPTIONS_FORMAT
@@ -159,13 +159,14 @@ def tune(
     out = Path(out)
     header = _header(base, Experiment(base, data_root, cache_dir, download), profile, budget, seed)
     search = _ledger(out, header)
+    known = {m: _known(search.get(m), option_sets) for m, option_sets in lists.items()}
     for method, option_sets in lists.items():
-        search[method] = _summary(_known(search.get(method), option_sets), len(option_sets))
+        search[method] = _summary(known[method], len(option_sets))
     todo = sum(len(option_sets) for option_sets in lists.values())
-    known = sum(len(search[m]["candidates"]) for m in lists)
-    progress = tqdm(total=todo, initial=known, desc="tune", unit="candidate")
+    initial = sum(len(scored) for scored in known.values())
+    progress = tqdm(total=todo, initial=initial, desc="tune", unit="candidate")
     for method, option_sets in lists.items():
-        scored = _known(search[method], option_sets)
+        scored = known[method]
         for options in option_sets[len(scored) :]:
             config = with_options(base, method, options)
             start = time.perf_counter()
@@ -210,7 +211,7 @@ def _header(
         },
         "models": {"old": asdict(base.old), "new": asdict(base.new)},
     }
-    return json.loads(json.dumps(header))  # as it reads back from the file: lists, not tuples
+    return as_json(header)
 
 
 def _ledger(out: Path, header: dict) -> dict[str, dict]:
